@@ -1,0 +1,118 @@
+"""Command line of the BikeWerk operations bot: `python main.py run | demo | simulate | migrate | sync |
+simulator | check-config` (each with --help). Exit code 0 on success, 2 on bad configuration or arguments."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from bot.config import ConfigError, Settings, load_settings
+from domain.policy import PolicyError, load_policy
+from storage.db import StorageError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_CONFIG = 2
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("run", help="run the bot process (Telegram, scheduler, sync, senders)")
+    commands.add_parser("migrate", help="create or upgrade the SQLite database at DATABASE_PATH")
+    commands.add_parser("check-config", help="check the configuration and the policy file, then exit")
+
+    sync = commands.add_parser("sync", help="sync orders, events and managers from the BikeWerk API")
+    sync.add_argument("--once", action="store_true", help="one full pass, then exit (default: keep syncing)")
+
+    simulator = commands.add_parser("simulator", help="serve the BikeWerk API simulator")
+    simulator.add_argument("--host", default="127.0.0.1")
+    simulator.add_argument("--port", type=int, default=8081)
+    simulator.add_argument("--seed", type=int, default=1)
+    simulator.add_argument("--orders", type=int, default=200, help="orders in the seeded data set")
+    simulator.add_argument("--managers", type=int, default=6, help="managers in the seeded data set")
+
+    demo = commands.add_parser("demo", help="the whole system on this machine, with simulated people")
+    demo.add_argument("--speed", type=float, default=None, help="simulated seconds per real second")
+    demo.add_argument("--days", type=float, default=None, help="simulated working days to run")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the report and database")
+
+    simulate = commands.add_parser("simulate", help="compare 'as today' with the bot's policy, without Telegram")
+    simulate.add_argument("--days", type=int, default=14)
+    simulate.add_argument("--orders-per-day", type=float, default=40)
+    simulate.add_argument("--managers", type=int, default=6)
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--policy", type=Path, default=None, help="a policy TOML to try instead of POLICY_FILE")
+    simulate.add_argument("--out", type=Path, default=Path("simulate-output"), help="folder for the HTML report")
+    return parser
+
+
+async def _migrate(settings: Settings) -> int:
+    from storage.db import Database
+
+    db = await Database.open(settings.database_path)
+    await db.close()
+    print(f"database {settings.database_path} is up to date")
+    return EXIT_OK
+
+
+def _check_config(settings: Settings) -> int:
+    policy = load_policy(settings.policy_file)
+    print(f"configuration is valid; policy version {policy.version}")
+    if settings.bot_token is None:
+        print("BOT_TOKEN is not set: `run` needs it; `demo` runs without it")
+    return EXIT_OK
+
+
+def _run_async(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    try:
+        return asyncio.run(factory())
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "check-config":
+            return _check_config(settings)
+        if args.command == "migrate":
+            return _run_async(lambda: _migrate(settings))
+        if args.command == "run":
+            from bot.app import run_bot
+
+            return _run_async(lambda: run_bot(settings))
+        if args.command == "sync":
+            from bikewerk.sync import run_sync_command
+
+            return _run_async(lambda: run_sync_command(settings, once=args.once))
+        if args.command == "simulator":
+            from bikewerk.simulator import serve_simulator
+
+            return _run_async(
+                lambda: serve_simulator(args.host, args.port, seed=args.seed, orders=args.orders,
+                                        managers=args.managers)
+            )
+        if args.command == "demo":
+            from demo.run import run_demo
+
+            return _run_async(lambda: run_demo(args))
+        if args.command == "simulate":
+            from demo.simulate import run_simulate
+
+            return run_simulate(args, settings)
+    except (ConfigError, PolicyError, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The SQLite database: connection settings, the single-process lock, the migration runner and time encoding."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import aiosqlite
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class StorageError(Exception):
+    """A problem with the database that stops start-up; the message is meant for the operator."""
+
+
+class AlreadyRunning(StorageError):
+    pass
+
+
+class MigrationError(StorageError):
+    pass
+
+
+def ts(instant: datetime) -> str:
+    """Encode an aware instant as fixed-width UTC text, so that SQL string order is time order."""
+    if instant.tzinfo is None:
+        raise ValueError("naive datetime: every instant in the store is timezone-aware")
+    return instant.astimezone(UTC).strftime(_TS_FORMAT)
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=UTC)
+
+
+def parse_ts_opt(text: str | None) -> datetime | None:
+    return None if text is None else parse_ts(text)
+
+
+class ProcessLock:
+    """An advisory lock next to the database file: a second process on the same database refuses to start.
+
+    The kernel drops the lock when the process dies, so a crash never leaves a stale lock behind.
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path.with_name(db_path.name + ".lock")
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise AlreadyRunning(
+                f"the database {self.path.with_suffix('')} is already in use by {holder}; "
+                "stop it first or point DATABASE_PATH elsewhere"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def _checksum(sql: str) -> str:
+    return hashlib.sha256(sql.encode()).hexdigest()
+
+
+async def migrate(conn: aiosqlite.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply the numbered SQL files not applied yet, in order; refuse if an applied file was edited."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " filename TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    async with conn.execute("SELECT filename, checksum FROM schema_migrations") as cursor:
+        applied = {row[0]: row[1] for row in await cursor.fetchall()}
+    files = sorted(p for p in directory.glob("*.sql") if p.name[:3].isdigit())
+    for name in applied:
+        if name not in {p.name for p in files}:
+            raise MigrationError(f"migration {name} was applied to this database but is missing from {directory}")
+    done: list[str] = []
+    for path in files:
+        sql = path.read_text(encoding="utf-8")
+        if path.name in applied:
+            if applied[path.name] != _checksum(sql):
+                raise MigrationError(
+                    f"migration {path.name} was edited after it was applied; add a new migration instead"
+                )
+            continue
+        # executescript commits first; the whole file plus its record then go in one transaction.
+        await conn.executescript(
+            "BEGIN;\n"
+            + sql
+            + "\nINSERT INTO schema_migrations VALUES ("
+            + ", ".join(_sql_literal(v) for v in (path.name, _checksum(sql), ts(datetime.now(UTC))))
+            + ");\nCOMMIT;"
+        )
+        done.append(path.name)
+    return done
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class Database:
+    """One aiosqlite connection for the process, with one writer transaction at a time.
+
+    aiosqlite runs every statement on one thread; the lock keeps two coroutines from interleaving statements
+    inside each other's transactions.
+    """
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection, lock: ProcessLock | None) -> None:
+        self.path = path
+        self.conn = conn
+        self._process_lock = lock
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str, *, exclusive: bool = True, run_migrations: bool = True) -> Database:
+        path = Path(path)
+        lock = ProcessLock(path) if exclusive else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            if lock is not None:
+                lock.release()
+            raise StorageError(f"cannot open the database {path}: {exc}") from exc
+        conn.row_factory = aiosqlite.Row
+        db = cls(path, conn, lock)
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            if run_migrations:
+                await migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            await db.close()
+            raise StorageError(f"cannot use the database {path}: {exc}") from exc
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self.conn.close()
+        if self._process_lock is not None:
+            self._process_lock.release()
+            self._process_lock = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One unit of work: everything inside commits together or not at all."""
+        async with self._write_lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            else:
+                await self.conn.execute("COMMIT")
+
+    async def fetchall(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[aiosqlite.Row]:
+        async with self.conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetchone(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> aiosqlite.Row | None:
+        async with self.conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
