@@ -1,0 +1,61 @@
+"""SLA timers (table sla_timers): one row per status visit, deadlines planned once on entry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import aiosqlite
+
+from domain.sla import VisitDeadlines
+from storage.db import ts
+
+_OPEN_SQL = """
+INSERT INTO sla_timers (order_id, status, entered_at, policy_version, budget_minutes, clock, severity,
+                        reminder_at, breach_at, stuck_at, next_due_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _row(order_id: str, d: VisitDeadlines) -> tuple[object, ...]:
+    return (
+        order_id,
+        str(d.status),
+        ts(d.entered_at),
+        d.policy_version,
+        d.budget_minutes,
+        d.clock,
+        d.severity,
+        ts(d.reminder_at),
+        ts(d.breach_at),
+        ts(d.stuck_at),
+        ts(min(d.reminder_at, d.stuck_at)),
+    )
+
+
+async def close_visit(conn: aiosqlite.Connection, order_id: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE sla_timers SET closed_at = ?, next_due_at = NULL WHERE order_id = ? AND closed_at IS NULL",
+        (ts(at), order_id),
+    )
+
+
+async def open_visit(conn: aiosqlite.Connection, order_id: str, deadlines: VisitDeadlines | None) -> None:
+    """Close the order's running visit (if any) and start the next one; None (a final status) only closes."""
+    at = deadlines.entered_at if deadlines is not None else None
+    if at is not None:
+        await close_visit(conn, order_id, at)
+    if deadlines is not None:
+        await conn.execute(_OPEN_SQL, _row(order_id, deadlines))
+
+
+async def open_visits_bulk(
+    conn: aiosqlite.Connection, visits: Iterable[tuple[str, VisitDeadlines | None, datetime]]
+) -> None:
+    """The same as open_visit for many orders (the sync's page): (order_id, deadlines or None, changed_at)."""
+    visits = list(visits)
+    await conn.executemany(
+        "UPDATE sla_timers SET closed_at = ?, next_due_at = NULL WHERE order_id = ? AND closed_at IS NULL",
+        [(ts(changed_at), order_id) for order_id, _, changed_at in visits],
+    )
+    await conn.executemany(_OPEN_SQL, [_row(order_id, d) for order_id, d, _ in visits if d is not None])

@@ -1,0 +1,117 @@
+"""The SQLite store: migrations, the single-process lock, transactions and the outgoing message slots."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from storage.db import Database, MigrationError, StorageError, migrate, parse_ts, ts
+from storage.messages import put_message
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+async def test_migrations_create_every_table_and_are_recorded_once(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "a.db")
+    tables = {row[0] for row in await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table in (
+        "orders",
+        "managers",
+        "order_status_events",
+        "ai_assignments",
+        "checklist_answers",
+        "artifacts",
+        "ai_signals",
+        "ai_decisions",
+        "ai_sla_violations",
+        "sla_timers",
+        "postmortems",
+        "crm_outbox",
+        "sync_cursors",
+        "tg_messages",
+    ):
+        assert table in tables
+    applied = [row[0] for row in await db.fetchall("SELECT filename FROM schema_migrations ORDER BY filename")]
+    assert applied == sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
+    assert await migrate(db.conn) == []  # a second run applies nothing
+    mode = await db.fetchone("PRAGMA journal_mode")
+    assert mode is not None and mode[0] == "wal"
+    await db.close()
+
+
+async def test_an_applied_migration_edited_later_stops_start_up(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    shutil.copytree(ROOT / "migrations", migrations)
+    db = await Database.open(tmp_path / "b.db", run_migrations=False)
+    await migrate(db.conn, migrations)
+    first = sorted(migrations.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- edited\n")
+    with pytest.raises(MigrationError, match="edited after it was applied"):
+        await migrate(db.conn, migrations)
+    await db.close()
+
+
+async def test_a_second_process_on_the_same_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    db = await Database.open(path)
+    result = subprocess.run(
+        [sys.executable, "main.py", "migrate"],
+        cwd=ROOT,
+        env={"DATABASE_PATH": str(path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    await db.close()
+    # Once the first process is gone, the database is free again.
+    again = await Database.open(path)
+    await again.close()
+
+
+async def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match="cannot use the database"):
+        await Database.open(path)
+
+
+async def test_a_failed_unit_of_work_changes_nothing(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "d.db")
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO kv VALUES ('k', 'v')")
+            raise RuntimeError("crash in the middle")
+    assert await db.fetchone("SELECT * FROM kv") is None
+    await db.close()
+
+
+async def test_message_slot_is_sent_once_and_edited_only_when_its_content_changes(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "e.db")
+    async with db.transaction() as conn:
+        assert await put_message(conn, chat_id=5, ref="order:1:card", body="New order", now=NOW)
+        assert not await put_message(conn, chat_id=5, ref="order:1:card", body="New order", now=NOW)
+    async with db.transaction() as conn:
+        assert await put_message(
+            conn, chat_id=5, ref="order:1:card", body="Accepted", now=NOW + timedelta(minutes=1)
+        )
+    rows = await db.fetchall("SELECT body, version, sent_version FROM tg_messages")
+    assert [tuple(r) for r in rows] == [("Accepted", 2, 0)]
+    await db.close()
+
+
+def test_timestamps_sort_as_text_in_time_order() -> None:
+    a = datetime(2026, 3, 29, 0, 59, tzinfo=UTC)
+    b = a + timedelta(microseconds=1)
+    assert ts(a) < ts(b)
+    assert parse_ts(ts(b)) == b
+    with pytest.raises(ValueError):
+        ts(datetime(2026, 1, 1))  # naive instants are refused
