@@ -1,0 +1,216 @@
+"""Who gets a new order (SPEC §3): eligibility, weighted load, the pick and its explanation.
+
+`score` explains one decision over a list of snapshots; `DispatchBoard` runs many picks in a row (a sync page
+of new orders, the simulator) and keeps loads current incrementally, so a pick costs O(log M) plus a copy of M
+references.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Literal
+
+from domain.statuses import FINAL_STATUSES, Status
+
+ShiftOverride = Literal["on", "off"]
+IneligibleReason = Literal["inactive", "on_leave", "off_shift", "at_capacity", "excluded"]
+ELIGIBLE = "ok"
+
+# Loads that are equal on paper (3/10 vs 0.6/2) may differ in the last float bit; ties must still be ties.
+_LOAD_DIGITS = 9
+
+
+def on_shift(calendar_is_working: bool, shift_override: ShiftOverride | None) -> bool:
+    """`/shift on` keeps a manager on shift outside working hours, `/shift off` off inside them."""
+    if shift_override == "on":
+        return True
+    if shift_override == "off":
+        return False
+    return calendar_is_working
+
+
+@dataclass(frozen=True)
+class ManagerSnapshot:
+    manager_id: str
+    active: bool
+    on_leave: bool
+    capacity: int
+    on_shift: bool
+    open_orders_by_status: Mapping[Status, int]  # the manager's open orders, assigned-not-accepted included
+    last_assigned_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    manager_id: str
+    load: float  # weighted / capacity
+    weighted: float
+    capacity: int
+    eligible: bool
+    reason: str  # "ok" or an IneligibleReason
+    open_orders: int = 0
+    last_assigned_at: datetime | None = None
+
+
+def _rank(candidate: Candidate) -> tuple[float, bool, datetime | None, str]:
+    # Lowest load; then assigned longest ago, never-assigned first; then id, so equal inputs give equal picks.
+    last = candidate.last_assigned_at
+    return (round(candidate.load, _LOAD_DIGITS), last is not None, last, candidate.manager_id)
+
+
+def _heap_key(candidate: Candidate) -> tuple[float, bool, float, str]:
+    # Same order as _rank, with a float instead of an optional datetime so heap entries always compare.
+    last = candidate.last_assigned_at
+    stamp = last.timestamp() if last is not None else 0.0
+    return (round(candidate.load, _LOAD_DIGITS), last is not None, stamp, candidate.manager_id)
+
+
+def _load(orders: Mapping[Status, int], weights: Mapping[Status, float]) -> tuple[int, float]:
+    count, weighted = 0, 0.0
+    for status, n in orders.items():
+        if status not in FINAL_STATUSES and n > 0:
+            count += n
+            weighted += n * weights.get(status, 1.0)
+    return count, weighted
+
+
+def _candidate(
+    manager: ManagerSnapshot, count: int, weighted: float, last_assigned_at: datetime | None
+) -> Candidate:
+    reason: str = ELIGIBLE
+    if not manager.active:
+        reason = "inactive"
+    elif manager.on_leave:
+        reason = "on_leave"
+    elif not manager.on_shift:
+        reason = "off_shift"
+    elif count >= manager.capacity:
+        reason = "at_capacity"
+    load = weighted / manager.capacity if manager.capacity > 0 else float("inf")
+    return Candidate(
+        manager.manager_id,
+        load,
+        weighted,
+        manager.capacity,
+        reason == ELIGIBLE,
+        reason,
+        count,
+        last_assigned_at,
+    )
+
+
+def _excluded(candidate: Candidate) -> Candidate:
+    return replace(candidate, eligible=False, reason="excluded") if candidate.eligible else candidate
+
+
+def score(
+    managers: Iterable[ManagerSnapshot], weights: Mapping[Status, float], *, exclude: Collection[str] = ()
+) -> list[Candidate]:
+    """Every manager with load and eligibility, in input order.
+
+    `exclude` holds managers who already declined or missed this order. Capacity counts orders (full at
+    `capacity` open orders); load is the weighted count divided by capacity.
+    """
+    result = []
+    for manager in managers:
+        count, weighted = _load(manager.open_orders_by_status, weights)
+        candidate = _candidate(manager, count, weighted, manager.last_assigned_at)
+        result.append(_excluded(candidate) if manager.manager_id in exclude else candidate)
+    return result
+
+
+def choose(candidates: Iterable[Candidate]) -> Candidate | None:
+    """The eligible candidate with the lowest load (ties: assigned longest ago); None if nobody can."""
+    return min((c for c in candidates if c.eligible), key=_rank, default=None)
+
+
+@dataclass
+class _Entry:
+    snapshot: ManagerSnapshot
+    orders: dict[Status, int]
+    candidate: Candidate
+    key: tuple[float, bool, float, str] | None = field(default=None)  # heap key while eligible
+
+
+class DispatchBoard:
+    """Snapshots of all managers for a run of picks; the caller reports each assignment it makes."""
+
+    def __init__(self, managers: Iterable[ManagerSnapshot], weights: Mapping[Status, float]) -> None:
+        self._weights = dict(weights)
+        self._entries: dict[str, _Entry] = {}
+        self._heap: list[tuple[tuple[float, bool, float, str], str]] = []
+        for manager in managers:
+            if manager.manager_id in self._entries:
+                raise ValueError(f"manager {manager.manager_id!r} appears twice")
+            orders = {
+                s: n for s, n in manager.open_orders_by_status.items() if s not in FINAL_STATUSES and n > 0
+            }
+            count, weighted = _load(orders, self._weights)
+            entry = _Entry(manager, orders, _candidate(manager, count, weighted, manager.last_assigned_at))
+            self._entries[manager.manager_id] = entry
+            self._index(entry)
+
+    def _index(self, entry: _Entry) -> None:
+        entry.key = _heap_key(entry.candidate) if entry.candidate.eligible else None
+        if entry.key is not None:
+            heapq.heappush(self._heap, (entry.key, entry.candidate.manager_id))
+
+    def _refresh(self, entry: _Entry, last_assigned_at: datetime | None) -> None:
+        count, weighted = _load(entry.orders, self._weights)
+        entry.candidate = _candidate(entry.snapshot, count, weighted, last_assigned_at)
+        self._index(entry)  # the old heap entry goes stale and is skipped when it surfaces
+
+    def _entry(self, manager_id: str) -> _Entry:
+        try:
+            return self._entries[manager_id]
+        except KeyError:
+            raise KeyError(f"manager {manager_id!r} is not on this dispatch board") from None
+
+    def candidates(self, exclude: Collection[str] = ()) -> list[Candidate]:
+        return [
+            _excluded(e.candidate) if manager_id in exclude else e.candidate
+            for manager_id, e in self._entries.items()
+        ]
+
+    def pick(self, order_id: str, exclude: Collection[str] = ()) -> tuple[Candidate | None, list[Candidate]]:
+        """The manager for `order_id` and every candidate as scored for it (to store with the assignment).
+
+        The choice does not depend on `order_id` (it names the order for the caller's trace), and the board
+        does not assume the pick is taken: call `record_assignment` when the assignment is made.
+        """
+        heap, skipped = self._heap, []
+        chosen: Candidate | None = None
+        while heap:
+            key, manager_id = heap[0]
+            entry = self._entries[manager_id]
+            if entry.key != key:
+                heapq.heappop(heap)  # stale: this manager's load changed since
+            elif manager_id in exclude:
+                skipped.append(heapq.heappop(heap))
+            else:
+                chosen = entry.candidate
+                break
+        for item in skipped:
+            heapq.heappush(heap, item)
+        return chosen, self.candidates(exclude)
+
+    def record_assignment(
+        self, manager_id: str, now: datetime, status: Status = Status.PENDING_MANAGER
+    ) -> Candidate:
+        """Count a new order for the manager (assigned orders wait in pending_manager) and stamp the time."""
+        entry = self._entry(manager_id)
+        entry.orders[status] = entry.orders.get(status, 0) + 1
+        self._refresh(entry, now)
+        return entry.candidate
+
+    def record_release(self, manager_id: str, status: Status = Status.PENDING_MANAGER) -> Candidate:
+        """Take an order off the manager (assignment expired or declined, order moved on or closed)."""
+        entry = self._entry(manager_id)
+        if entry.orders.get(status, 0) <= 0:
+            raise ValueError(f"manager {manager_id!r} has no {status.value} order to release")
+        entry.orders[status] -= 1
+        self._refresh(entry, entry.candidate.last_assigned_at)
+        return entry.candidate
