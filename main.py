@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,11 @@ def _build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--policy", type=Path, default=None, help="a policy TOML to try instead of POLICY_FILE")
     simulate.add_argument("--out", type=Path, default=Path("simulate-output"), help="folder for the HTML report")
+    simulate.add_argument("--start", type=date.fromisoformat, default=None, help="first measured day")
+    simulate.add_argument("--warmup-days", type=int, default=7, help="simulated before --start, not measured")
+    simulate.add_argument("--capacity", type=int, default=None, help="each manager's capacity")
+    simulate.add_argument("--profile", type=Path, default=None, help="TOML: weekday/hour weights, managers")
+    simulate.add_argument("--replay", type=Path, default=None, help="a bot database whose orders to replay")
     return parser
 
 

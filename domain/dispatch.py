@@ -181,6 +181,11 @@ class DispatchBoard:
         The choice does not depend on `order_id` (it names the order for the caller's trace), and the board
         does not assume the pick is taken: call `record_assignment` when the assignment is made.
         """
+        return self.best(exclude), self.candidates(exclude)
+
+    def best(self, exclude: Collection[str] = ()) -> Candidate | None:
+        """The manager `pick` chooses, without listing every candidate (for a caller that keeps the board's
+        snapshot and its picks instead, as the dispatch pass does)."""
         heap, skipped = self._heap, []
         chosen: Candidate | None = None
         while heap:
@@ -195,7 +200,7 @@ class DispatchBoard:
                 break
         for item in skipped:
             heapq.heappush(heap, item)
-        return chosen, self.candidates(exclude)
+        return chosen
 
     def record_assignment(
         self, manager_id: str, now: datetime, status: Status = Status.PENDING_MANAGER

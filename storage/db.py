@@ -35,11 +35,18 @@ def ts(instant: datetime) -> str:
     """Encode an aware instant as fixed-width UTC text, so that SQL string order is time order."""
     if instant.tzinfo is None:
         raise ValueError("naive datetime: every instant in the store is timezone-aware")
-    return instant.astimezone(UTC).strftime(_TS_FORMAT)
+    if instant.utcoffset():
+        instant = instant.astimezone(UTC)
+    # isoformat is about twice as fast as strftime(_TS_FORMAT) and gives the same text; [:26] drops "+00:00".
+    return instant.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def parse_ts(text: str) -> datetime:
-    return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=UTC)
+    # fromisoformat reads ts()'s form (the Z makes it UTC-aware) about 40x faster than strptime.
+    instant = datetime.fromisoformat(text)
+    if instant.tzinfo is None:
+        raise ValueError(f"stored instant without a time zone: {text!r}")
+    return instant
 
 
 def parse_ts_opt(text: str | None) -> datetime | None:
@@ -156,6 +163,8 @@ class Database:
             await conn.execute("PRAGMA synchronous=NORMAL")
             await conn.execute("PRAGMA foreign_keys=ON")
             await conn.execute("PRAGMA busy_timeout=5000")
+            # 32 MB of page cache (default 2 MB): a sync page touches index pages all over a large table.
+            await conn.execute("PRAGMA cache_size=-32768")
             if run_migrations:
                 await migrate(conn)
         except sqlite3.DatabaseError as exc:
@@ -184,6 +193,13 @@ class Database:
                 raise
             else:
                 await self.conn.execute("COMMIT")
+
+    async def write(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        """One statement as its own unit of work (SQLite commits a lone statement atomically): one round trip
+        to the database thread instead of three. Returns the rows changed. For hot paths (every update)."""
+        async with self._write_lock:
+            cursor = await self.conn.execute(sql, params)
+            return cursor.rowcount
 
     async def fetchall(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[aiosqlite.Row]:
         async with self.conn.execute(sql, params) as cursor:

@@ -1,0 +1,473 @@
+"""Dispatch (SPEC §3): who gets each new order, and making sure someone accepts it in time.
+
+- `dispatch_pending`: every pending_manager order without a live offer goes to the eligible manager with the
+  lowest weighted load (domain.dispatch); the offer stores every candidate with its score, goes to the CRM
+  through the outbox and reaches the manager as a card with Accept / Decline. No candidate:
+  `order.unassigned` for the leads, once per order.
+- `expire_offers`: offers unanswered after the acceptance timeout (working minutes) expire, count a miss on
+  the manager, are logged as automatic decisions, and the order goes to the next candidate.
+- `accept_offer` / `decline_offer`: the manager's answer. Exactly one accepted assignment per order: every
+  answer is a conditional update of the offer row (storage.assignments.answer) inside one transaction.
+- `/shift`, `/capacity`, `/leave`: what makes a manager a candidate.
+
+The sync calls `dispatch_pending(services)` right after new orders arrive; the scheduler runs `dispatch_tick`
+every minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import aiosqlite
+
+from agents.decisions import record_decision
+from agents.orders import ActionRefused, apply_status, card_ref, load_order, put_card
+from agents.signals import raise_signal
+from bikewerk.outbox import CrmWrite, enqueue_crm_writes
+from bot.i18n import in_locale
+from bot.logs import log_event
+from bot.services import Services
+from domain.dispatch import DispatchBoard, ManagerSnapshot, on_shift
+from domain.models import Order
+from domain.sla import accept_deadline
+from domain.statuses import Status
+from keyboards.orders import DECLINE_REASONS, OfferCards
+from storage import assignments as store
+from storage import orders as order_store
+from storage.assignments import Assignment, DispatchManager, NewOffer
+from storage.messages import TextMessage, put_messages
+from storage.people import chat_language
+
+log = logging.getLogger(__name__)
+
+_NOBODY: frozenset[str] = frozenset()
+# Offers written per batch inside the pass's transaction: bounds what a pass over a backlog holds in memory.
+_BATCH = 1000
+PICK_REASON = "lowest_load"  # ties go to the manager assigned longest ago (domain.dispatch)
+NO_TELEGRAM = "no_telegram"
+MAX_CAPACITY = 500
+
+
+@dataclass
+class DispatchReport:
+    offered: dict[str, str] = field(default_factory=dict)  # order id -> manager id
+    unassigned: list[str] = field(default_factory=list)  # orders no manager could take now
+    signals: int = 0  # order.unassigned signals raised by this pass
+    expired: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (order id, manager id) offers that timed out
+
+
+def _snapshots(
+    managers: Sequence[DispatchManager], loads: dict[str, dict[Status, int]], working: bool
+) -> list[ManagerSnapshot]:
+    return [
+        ManagerSnapshot(
+            manager_id=m.id,
+            active=m.active,
+            on_leave=m.on_leave,
+            capacity=m.capacity,
+            on_shift=on_shift(working, m.shift_override),
+            open_orders_by_status=loads.get(m.id, {}),
+            last_assigned_at=m.last_assigned_at,
+        )
+        for m in managers
+    ]
+
+
+async def dispatch_pending(services: Services) -> DispatchReport:
+    """Offer every waiting order to a manager (one transaction); raise `order.unassigned` for the rest."""
+    now = services.clock.now()
+    async with services.db.transaction() as conn:
+        report = await _dispatch(conn, services, now)
+    if report.offered or report.signals:
+        services.wake_sender()
+    if report.offered or report.unassigned:
+        log_event(
+            log,
+            "dispatch.pass",
+            offered=len(report.offered),
+            unassigned=len(report.unassigned),
+            signals=report.signals,
+        )
+    return report
+
+
+async def _dispatch(conn: aiosqlite.Connection, services: Services, now: datetime) -> DispatchReport:
+    report = DispatchReport()
+    pending = await order_store.pending_without_offer(conn)
+    if not pending:
+        return report
+    managers = await store.dispatch_managers(conn)
+    snapshots = _snapshots(
+        managers, await order_store.open_orders_by_manager(conn), services.calendar.is_working(now)
+    )
+    refused = await store.refusals_of_pending(conn)
+    unreachable = {m.id for m in managers if m.telegram_id is None}
+    board = DispatchBoard(snapshots, services.policy.load_weights)
+    expires_at = accept_deadline(now, services.policy, services.calendar)
+    pass_id: int | None = None
+    picked: list[str] = []  # the manager of each offer of the pass, in order
+    waiting_for_manager: list[Order] = []
+    for start in range(0, len(pending), _BATCH):
+        first_id = await store.next_assignment_id(conn)
+        offers: list[NewOffer] = []
+        for order in pending[start : start + _BATCH]:
+            excluded = refused.get(order.id, _NOBODY)
+            chosen = board.best(excluded | unreachable if unreachable else excluded)
+            if chosen is None:
+                waiting_for_manager.append(order)
+                continue
+            if pass_id is None:
+                pass_id = await store.insert_pass(
+                    conn,
+                    at=now,
+                    weights=services.policy.load_weights,
+                    managers=snapshots,
+                    unreachable=unreachable,
+                )
+            reference = store.offer_reference(pass_id, len(picked), excluded)
+            offers.append(
+                NewOffer(
+                    first_id + len(offers),
+                    order.id,
+                    chosen.manager_id,
+                    now,
+                    expires_at,
+                    reference,
+                    PICK_REASON,
+                )
+            )
+            picked.append(chosen.manager_id)
+            board.record_assignment(chosen.manager_id, now)
+        if offers:
+            await _write_offers(conn, services, offers, pending[start : start + _BATCH], managers, now)
+            report.offered.update((o.order_id, o.manager_id) for o in offers)
+    if pass_id is not None:
+        await store.set_pass_picks(conn, pass_id, picked)
+    report.unassigned = [o.id for o in waiting_for_manager]
+    report.signals = await _signal_unassigned(conn, services, waiting_for_manager, now)
+    return report
+
+
+async def _write_offers(
+    conn: aiosqlite.Connection,
+    services: Services,
+    offers: Sequence[NewOffer],
+    orders: Sequence[Order],
+    managers: Sequence[DispatchManager],
+    now: datetime,
+) -> None:
+    """All a pass decided, one statement per table: a backlog of thousands stays one short transaction.
+
+    The statements run on the database's thread while this one renders the cards (its queue keeps the order).
+    """
+    chats = {m.id: m.telegram_id for m in managers if m.telegram_id is not None}  # nobody else is picked
+    default = services.settings.default_language
+    languages = {
+        chat: await chat_language(conn, chat, default) for chat in {chats[o.manager_id] for o in offers}
+    }
+    stored = asyncio.gather(
+        store.insert_offers(conn, offers),
+        order_store.set_assigned_managers(conn, ((o.manager_id, o.order_id) for o in offers)),
+        store.stamp_last_assigned(conn, {o.manager_id: now for o in offers}.items()),
+        store.end_waits(conn, (o.order_id for o in offers)),
+        enqueue_crm_writes(
+            conn,
+            (CrmWrite("assign", o.order_id, {"manager_id": o.manager_id}, f"assign:{o.id}") for o in offers),
+            now,
+        ),
+    )
+    await asyncio.sleep(0)  # every statement is queued now
+    by_id = {o.id: o for o in orders}
+    try:
+        cards = []
+        for lang in set(languages.values()):
+            with in_locale(lang):
+                render = OfferCards(services.calendar.tz).render
+            for offer in offers:
+                chat = chats[offer.manager_id]
+                if languages[chat] == lang:
+                    text, markup = render(by_id[offer.order_id], offer.id, offer.expires_at)
+                    cards.append(TextMessage(chat, card_ref(offer.order_id), text, markup))
+    finally:
+        await stored
+    await put_messages(conn, cards, now=now)
+
+
+async def _signal_unassigned(
+    conn: aiosqlite.Connection, services: Services, orders: Sequence[Order], now: datetime
+) -> int:
+    """`order.unassigned` once per order while it waits (dispatch_waits remembers it across passes)."""
+    if not orders:
+        return 0
+    waiting = await store.waiting_orders(conn)
+    raised = 0
+    for order in orders:
+        if order.id in waiting:
+            continue
+        signal_id = await raise_signal(
+            conn,
+            type="order.unassigned",
+            dedup_key=f"order.unassigned:{order.id}",
+            now=now,
+            order_id=order.id,
+            details={"order_id": order.id, "bike": f"{order.bike_brand} {order.bike_model}".strip()},
+            raised_by="dispatcher",
+            settings=services.settings,
+        )
+        await store.add_wait(conn, order.id, now, signal_id)
+        raised += 1
+    return raised
+
+
+# --- acceptance control
+
+
+async def expire_offers(services: Services) -> list[tuple[str, str]]:
+    """Expire the offers past their acceptance deadline: a miss on the manager, an automatic decision, the
+    card edited. Returns (order id, manager id) of each; the caller dispatches the orders again."""
+    now = services.clock.now()
+    async with services.db.transaction() as conn:
+        expired = []
+        for offer in await store.due_offers(conn, now):
+            if not await store.answer(conn, offer.id, "expired", now):
+                continue
+            expired.append((offer.order_id, offer.manager_id))
+            await store.count_miss(conn, offer.manager_id)
+            await order_store.set_assigned_managers(conn, [(None, offer.order_id)])
+            await record_decision(
+                conn,
+                kind="auto",
+                action="reassign",
+                reason=f"not accepted within {services.policy.accept_timeout_minutes} working minutes",
+                now=now,
+                actor="dispatcher",
+                order_id=offer.order_id,
+                details={
+                    "assignment_id": offer.id,
+                    "manager_id": offer.manager_id,
+                    "offered_at": offer.offered_at.isoformat(),
+                    "expires_at": offer.expires_at.isoformat(),
+                },
+            )
+            await _show_answered(conn, services, offer, now)
+    for order_id, manager_id in expired:
+        log_event(log, "dispatch.expired", order=order_id, manager=manager_id)
+    if expired:
+        services.wake_sender()
+    return expired
+
+
+async def _show_answered(
+    conn: aiosqlite.Connection, services: Services, offer: Assignment, now: datetime
+) -> None:
+    """Edit the card of an offer that was just answered, expired or withdrawn."""
+    if offer.telegram_id is None:
+        return
+    order = await load_order(conn, offer.order_id)
+    answered = await store.get_assignment(conn, offer.id)
+    await put_card(conn, services, order, chat_id=offer.telegram_id, offer=answered, now=now)
+
+
+async def dispatch_tick(services: Services) -> DispatchReport:
+    """The scheduler's minute: expire unanswered offers, then offer every waiting order."""
+    expired = await expire_offers(services)
+    report = await dispatch_pending(services)
+    report.expired = expired
+    return report
+
+
+async def _own_offer(conn: aiosqlite.Connection, assignment_id: int, telegram_id: int) -> Assignment:
+    offer = await store.get_assignment(conn, assignment_id)
+    if offer is None or offer.telegram_id != telegram_id:
+        raise ActionRefused("not_your_offer")
+    return offer
+
+
+@dataclass(frozen=True)
+class Accepted:
+    order: Order
+    repeated: bool  # the manager had accepted it already (a double tap or a replayed update)
+
+
+async def accept_offer(
+    services: Services, assignment_id: int, *, actor_telegram_id: int, now: datetime
+) -> Accepted:
+    """The manager accepts: the offer becomes the order's one accepted assignment and the order moves to
+    accepted (history, SLA visit, CRM write, card). Refuses someone else's offer and one no longer open."""
+    async with services.db.transaction() as conn:
+        offer = await _own_offer(conn, assignment_id, actor_telegram_id)
+        if offer.state == "accepted":
+            return Accepted(await load_order(conn, offer.order_id), repeated=True)
+        order = await load_order(conn, offer.order_id)
+        if order.status is not Status.PENDING_MANAGER or not await store.answer(
+            conn, offer.id, "accepted", now
+        ):
+            raise ActionRefused("offer_gone", order=offer.order_id)
+        updated = await apply_status(conn, services, order, Status.ACCEPTED, actor=offer.manager_id, now=now)
+    services.wake_sender()
+    log_event(log, "dispatch.accepted", order=offer.order_id, manager=offer.manager_id, assignment=offer.id)
+    return Accepted(updated, repeated=False)
+
+
+async def show_decline_reasons(
+    services: Services, assignment_id: int, *, actor_telegram_id: int, now: datetime, asking: bool = True
+) -> None:
+    """Decline asks for a reason: the card shows the reason buttons (or, `asking=False`, the offer again)."""
+    async with services.db.transaction() as conn:
+        offer = await _own_offer(conn, assignment_id, actor_telegram_id)
+        if offer.state != "offered":
+            raise ActionRefused("offer_gone", order=offer.order_id)
+        order = await load_order(conn, offer.order_id)
+        await put_card(
+            conn,
+            services,
+            order,
+            chat_id=actor_telegram_id,
+            offer=offer,
+            now=now,
+            mode="decline" if asking else "normal",
+        )
+    services.wake_sender()
+
+
+async def decline_offer(
+    services: Services, assignment_id: int, reason: str, *, actor_telegram_id: int, now: datetime
+) -> DispatchReport:
+    """The manager declines with a reason: logged, the card says so, and the order goes to the next candidate
+    at once (this manager is not offered it again)."""
+    if reason not in DECLINE_REASONS:
+        raise ActionRefused("bad_reason")
+    async with services.db.transaction() as conn:
+        offer = await _own_offer(conn, assignment_id, actor_telegram_id)
+        if not await store.answer(conn, offer.id, "declined", now, decline_reason=reason):
+            raise ActionRefused(
+                "already_accepted" if offer.state == "accepted" else "offer_gone", order=offer.order_id
+            )
+        await order_store.set_assigned_managers(conn, [(None, offer.order_id)])
+        await record_decision(
+            conn,
+            kind="auto",
+            action="reassign",
+            reason=f"declined by the manager: {reason}",
+            now=now,
+            actor="dispatcher",
+            order_id=offer.order_id,
+            details={"assignment_id": offer.id, "manager_id": offer.manager_id, "decline_reason": reason},
+        )
+        await _show_answered(conn, services, offer, now)
+    log_event(log, "dispatch.declined", order=offer.order_id, manager=offer.manager_id, reason=reason)
+    services.wake_sender()
+    return await dispatch_pending(services)
+
+
+# --- shifts, capacity, leave
+
+
+async def _release_offers(
+    conn: aiosqlite.Connection, services: Services, manager_id: str, why: str, now: datetime
+) -> int:
+    """Withdraw a manager's open offers (on leave or off shift): no miss, the orders go elsewhere."""
+    released = 0
+    for offer in await store.offers_of_manager(conn, manager_id):
+        if await store.answer(conn, offer.id, "released", now, decline_reason=why):
+            await order_store.set_assigned_managers(conn, [(None, offer.order_id)])
+            await _show_answered(conn, services, offer, now)
+            released += 1
+    return released
+
+
+@dataclass(frozen=True)
+class ShiftState:
+    on_shift: bool
+    override: str | None
+    released: int  # offers withdrawn because the manager went off shift
+
+
+async def set_shift(
+    services: Services, *, actor_telegram_id: int, on: bool | None, now: datetime
+) -> ShiftState:
+    """`/shift on|off` (None: just report). The override records only a deviation from the working hours, so a
+    manager who says what the calendar says anyway follows the calendar again from then on."""
+    working = services.calendar.is_working(now)
+    async with services.db.transaction() as conn:
+        manager = await store.manager_of_telegram(conn, actor_telegram_id)
+        if manager is None or not manager.active:
+            raise ActionRefused("not_a_manager")
+        override = manager.shift_override
+        released = 0
+        if on is not None:
+            override = None if on == working else ("on" if on else "off")
+            await store.set_shift_override(conn, manager.id, override, now)
+            if not on:
+                released = await _release_offers(conn, services, manager.id, "shift", now)
+    if on is not None:
+        log_event(log, "dispatch.shift", manager=manager.id, on=on, override=override)
+    if released:
+        services.wake_sender()
+        await dispatch_pending(services)
+    return ShiftState(on_shift(working, override), override, released)
+
+
+def _require_admin(services: Services, telegram_id: int) -> None:
+    if telegram_id not in services.settings.admin_ids:
+        raise ActionRefused("forbidden")
+
+
+async def set_capacity(
+    services: Services, manager_id: str, capacity: int | None, *, actor_telegram_id: int, now: datetime
+) -> DispatchManager:
+    """An admin sets a manager's capacity (None: back to the CRM's)."""
+    _require_admin(services, actor_telegram_id)
+    if capacity is not None and not 0 <= capacity <= MAX_CAPACITY:
+        raise ActionRefused("bad_capacity")
+    async with services.db.transaction() as conn:
+        if await store.get_manager(conn, manager_id) is None:
+            raise ActionRefused("no_manager", manager=manager_id)
+        await store.set_capacity_override(conn, manager_id, capacity, now)
+        await record_decision(
+            conn,
+            kind="human",
+            action="set_capacity",
+            reason=f"capacity {capacity if capacity is not None else 'reset'}",
+            now=now,
+            actor=str(actor_telegram_id),
+            details={"manager_id": manager_id, "capacity": capacity},
+        )
+        updated = await store.get_manager(conn, manager_id)
+    assert updated is not None
+    log_event(log, "dispatch.capacity", manager=manager_id, capacity=capacity, by=actor_telegram_id)
+    return updated
+
+
+async def set_leave(
+    services: Services, manager_id: str, on_leave: bool, *, actor_telegram_id: int, now: datetime
+) -> tuple[DispatchManager, int]:
+    """An admin sends a manager on leave (their open offers go to others at once) or back."""
+    _require_admin(services, actor_telegram_id)
+    async with services.db.transaction() as conn:
+        if await store.get_manager(conn, manager_id) is None:
+            raise ActionRefused("no_manager", manager=manager_id)
+        await store.set_on_leave(conn, manager_id, on_leave, now)
+        released = await _release_offers(conn, services, manager_id, "leave", now) if on_leave else 0
+        await record_decision(
+            conn,
+            kind="human",
+            action="set_leave",
+            reason="on leave" if on_leave else "back from leave",
+            now=now,
+            actor=str(actor_telegram_id),
+            details={"manager_id": manager_id, "released": released},
+        )
+        updated = await store.get_manager(conn, manager_id)
+    assert updated is not None
+    log_event(log, "dispatch.leave", manager=manager_id, on_leave=on_leave, by=actor_telegram_id)
+    if released:
+        services.wake_sender()
+        await dispatch_pending(services)
+    return updated, released

@@ -1,0 +1,98 @@
+"""Postmortems (SPEC §6, crisis protocol): resolving a critical or high signal asks its resolver, privately
+and one question at a time, for the cause, the action, the effect and the prevention. The resolver's next
+private messages answer the questions in order; the last answer finishes the postmortem and resolves the
+postmortem.missing signal raised for it, if any. `/postmortems` lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import aiosqlite
+
+from agents.decisions import actor_of, record_decision
+from agents.signals import Routing, resolve_signal
+from bot.logs import log_event
+from bot.services import Services
+from domain.signals import Signal
+from keyboards.signals import MAX_POSTMORTEM_ANSWER
+from storage import signals as store
+
+log = logging.getLogger(__name__)
+
+STEPS = ("cause", "action", "effect", "prevention")
+
+
+@dataclass(frozen=True)
+class StepAnswer:
+    """What came of one answer: the next question to ask (`next_step`), or "done", or a refusal."""
+
+    signal: Signal | None
+    next_step: str | None = None  # cause | action | effect | prevention | done
+    refusal: Literal["too_long", "empty"] | None = None
+
+
+async def waiting_postmortem(services: Services, user_id: int) -> store.Postmortem | None:
+    """The postmortem the person's next message answers (None: they owe none)."""
+    return await store.postmortem_in_progress(services.db, user_id)
+
+
+async def answer_step(services: Services, user_id: int, text: str, now: datetime) -> StepAnswer | None:
+    """Store the person's answer to their current postmortem question; None if they owe no postmortem."""
+    answer = text.strip()
+    async with services.db.transaction() as conn:
+        postmortem = await store.postmortem_in_progress(conn, user_id)
+        if postmortem is None:
+            return None
+        signal = await store.get_signal(conn, postmortem.signal_id)
+        if not answer:
+            return StepAnswer(signal, postmortem.step, "empty")
+        if len(answer) > MAX_POSTMORTEM_ANSWER:
+            return StepAnswer(signal, postmortem.step, "too_long")
+        index = STEPS.index(postmortem.step)
+        next_step = STEPS[index + 1] if index + 1 < len(STEPS) else "done"
+        await store.answer_postmortem_step(
+            conn, postmortem.id, step=postmortem.step, text=answer, next_step=next_step, now=now
+        )
+        if next_step == "done":
+            await _finish(services, conn, postmortem, user_id, now)
+    if next_step == "done":
+        services.wake_sender()
+        log_event(log, "postmortem.done", id=postmortem.id, signal=postmortem.signal_id, author=user_id)
+    return StepAnswer(signal, next_step)
+
+
+async def _finish(
+    services: Services, conn: aiosqlite.Connection, postmortem: store.Postmortem, user_id: int, now: datetime
+) -> None:
+    await record_decision(
+        conn,
+        kind="human",
+        action="postmortem",
+        actor=actor_of(user_id),
+        reason="postmortem written",
+        now=now,
+        signal_id=postmortem.signal_id,
+        details={"postmortem": postmortem.id},
+    )
+    missing = await store.live_signal_by_dedup(conn, f"postmortem.missing:{postmortem.signal_id}")
+    if missing is not None:
+        await resolve_signal(
+            conn,
+            missing,
+            Routing.from_settings(services.settings),
+            now,
+            by=user_id,
+            resolution="postmortem written",
+        )
+
+
+async def list_page(services: Services, *, page: int, per_page: int) -> tuple[list[store.Postmortem], int]:
+    return await store.list_postmortems(services.db, limit=per_page, offset=page * per_page)
+
+
+async def author_names(services: Services, items: list[store.Postmortem]) -> dict[int, str]:
+    return await store.person_names(services.db, (p.author for p in items))

@@ -1,0 +1,564 @@
+"""The sync from the BikeWerk CRM into SQLite (SPEC §10), and `main.py sync [--once]`.
+
+One run (`Syncer.sync_once`) reads managers, then the status events, then the changed orders, then a workspace
+snapshot. Events come before orders so that an order whose status changed finds the instant it entered the new
+status among the stored events: its SLA visit starts then, not when the sync noticed.
+
+Pages are fetched and validated by one task while another stores them, so network, JSON decoding and SQLite
+overlap. Each store is one transaction: the records go in with `executemany` and the feed's cursor moves in
+the same commit, so a run that stops half-way resumes after the last stored page and nothing is stored twice.
+When the store is the slower side, the pages already waiting are stored together in one transaction (up to
+`batch_records` records): with an index filled in random order (status events by time, or by order), a commit
+per 5,000 rows rewrites most of that index into the WAL each time; grouping makes a first sync of a million
+events several times faster. Requests are retried with backoff by the client.
+
+A record that breaks the contract (bad shape, unknown status, a Telegram id claimed twice) is kept aside in
+contract_violations with its reason and raises a `sync.contract_violation` signal; the rest is stored.
+
+What the bot owns stays the bot's: the manager it assigned, and its status while a status write to the CRM
+is still unacknowledged (the CRM shows the old status until then). A CRM event echoing a change made in the
+bot is attached to the bot's event instead of being stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from contextlib import aclosing, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import aiosqlite
+
+from bikewerk import contract
+from bikewerk.client import BikeWerkClient, BikeWerkContractError, BikeWerkError
+from bikewerk.contract import Page, Rejected
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.logs import log_event
+from domain.calendar import WorkingCalendar
+from domain.models import Manager
+from domain.policy import Policy, calendar_for, load_policy
+from domain.sla import VisitDeadlines, plan_visit
+from domain.statuses import OPEN_STATUSES, Status, StatusMap, UnknownStatus
+from storage import crm
+from storage.db import Database, ts
+from storage.timers import open_visits_bulk
+
+log = logging.getLogger(__name__)
+
+ORDERS_CURSOR = "orders"
+EVENTS_CURSOR = "order_status_events"
+PAGE_SIZE = 5000
+BATCH_RECORDS = 50_000  # status events stored in one transaction at most
+ORDER_WEIGHT = 5  # an order holds about as much memory as five events: its batches are five times smaller
+
+M = TypeVar("M")
+R = TypeVar("R")
+
+
+@dataclass
+class SyncReport:
+    started_at: datetime
+    finished_at: datetime | None = None
+    managers: int = 0  # manager records stored
+    orders: int = 0  # order records stored (new or refreshed)
+    events: int = 0  # CRM status events stored for the first time
+    pages: int = 0
+    violations: int = 0  # records kept aside
+    new_order_ids: list[str] = field(default_factory=list)
+    changed_order_ids: list[str] = field(default_factory=list)  # status changed in the CRM
+    workspace: bool = False  # a workspace snapshot was stored
+    error: str | None = None  # why the run stopped early; what was stored before stays
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    stage: str  # managers | order_status_events | orders | workspace
+    pages: int
+    records: int  # records received in this stage so far
+    seconds: float  # since the stage started
+
+
+Progress = Callable[[SyncProgress], None]
+
+
+@dataclass
+class _Chunk(Generic[R]):
+    """Pages ready to store: their rows, their rejected records and the feed position after the last one."""
+
+    rows: list[R]
+    rejected: list[Rejected]
+    received: int
+    position: str
+    pages: int = 1
+
+    def merge(self, later: _Chunk[R]) -> _Chunk[R]:
+        return _Chunk(
+            self.rows + later.rows,
+            self.rejected + later.rejected,
+            self.received + later.received,
+            later.position,
+            self.pages + later.pages,
+        )
+
+
+class Syncer:
+    """Pulls the CRM into the store. One run at a time; safe to call again after a failure."""
+
+    def __init__(
+        self,
+        db: Database,
+        client: BikeWerkClient,
+        policy: Policy,
+        calendar: WorkingCalendar,
+        clock: Clock,
+        *,
+        settings: Settings | None = None,
+        wake_sender: Callable[[], None] | None = None,
+        page_size: int = PAGE_SIZE,
+        batch_records: int = BATCH_RECORDS,
+        progress: Progress | None = None,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.policy = policy
+        self.calendar = calendar
+        self.clock = clock
+        self.settings = settings  # routes signals; without it the escalation sweep routes them
+        self.page_size = page_size
+        self.batch_records = batch_records
+        self._wake = wake_sender or (lambda: None)
+        self._progress = progress or (lambda _: None)
+        self._status_map = StatusMap(policy.crm_status_aliases)
+        self._known_statuses: dict[str, Status] = {}
+        self._lock = asyncio.Lock()
+
+    async def sync_once(self) -> SyncReport:
+        async with self._lock:
+            report = SyncReport(started_at=self.clock.now())
+            stages: tuple[tuple[crm.ViolationSource, Callable[[SyncReport], Awaitable[None]]], ...] = (
+                ("managers", self._sync_managers),
+                ("order_status_events", self._sync_events),
+                ("orders", self._sync_orders),
+                ("workspace", self._snapshot_workspace),
+            )
+            for source, stage in stages:
+                try:
+                    await stage(report)
+                except BikeWerkContractError as exc:
+                    # A whole answer off the contract (not JSON, no page): kept aside; the next run retries.
+                    report.error = str(exc)
+                    await self._keep_aside_answer(source, exc, report)
+                    break
+                except BikeWerkError as exc:
+                    report.error = str(exc)
+                    break
+            report.finished_at = self.clock.now()
+            log_event(
+                log,
+                "sync.finished" if report.ok else "sync.failed",
+                logging.INFO if report.ok else logging.WARNING,
+                managers=report.managers,
+                orders=report.orders,
+                new_orders=len(report.new_order_ids),
+                changed_orders=len(report.changed_order_ids),
+                events=report.events,
+                violations=report.violations,
+                pages=report.pages,
+                error=report.error,
+            )
+            return report
+
+    def _status(self, name: str) -> Status:
+        """The canonical status of a CRM status name (UnknownStatus if none); names seen are remembered."""
+        status = self._known_statuses.get(name)
+        if status is None:
+            status = self._known_statuses[name] = self._status_map(name)
+        return status
+
+    # --- managers ------------------------------------------------------------------------------------------
+
+    async def _sync_managers(self, report: SyncReport) -> None:
+        started = time.monotonic()
+        page = await self.client.managers()
+        latest = {m.id: m for m in page.records}  # the last record of a manager repeated in the list wins
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            stored = await crm.manager_telegram_ids(conn)
+            accepted, claims = _telegram_claims(latest.values(), stored)
+            await crm.upsert_managers(conn, [_manager(m) for m in accepted], now)
+            raised = await self._keep_aside(conn, "managers", [*page.rejected, *claims], now, report)
+        report.managers += len(accepted)
+        report.pages += 1
+        self._after_commit(raised)
+        self._progress(SyncProgress("managers", 1, page.received, time.monotonic() - started))
+
+    # --- status events -------------------------------------------------------------------------------------
+
+    async def _sync_events(self, report: SyncReport) -> None:
+        since = int(await crm.get_cursor(self.db.conn, EVENTS_CURSOR) or 0)
+        await self._pump(
+            EVENTS_CURSOR,
+            self.client.iter_events(since_id=since, limit=self.page_size),
+            self._prepare_events,
+            lambda chunk: self._store_events(chunk, report),
+            report,
+            batch=self.batch_records,
+        )
+
+    def _prepare_events(self, page: Page[contract.StatusEvent]) -> _Chunk[crm.CrmEvent]:
+        rows: list[crm.CrmEvent] = []
+        rejected = list(page.rejected)
+        for e in page.records:
+            try:
+                from_status = None if e.from_status is None else self._status(e.from_status)
+                to_status = self._status(e.to_status)
+            except UnknownStatus as exc:
+                rejected.append(Rejected.of(contract.as_json(e), str(exc)))
+                continue
+            rows.append(crm.CrmEvent(e.id, e.order_id, from_status, to_status, e.actor, ts(e.at)))
+        return _Chunk(rows, rejected, page.received, page.position)
+
+    async def _store_events(self, chunk: _Chunk[crm.CrmEvent], report: SyncReport) -> None:
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            waiting = await crm.unconfirmed_bot_events(conn, {e.order_id for e in chunk.rows})
+            echoes: list[tuple[int, int]] = []
+            fresh: list[crm.CrmEvent] = []
+            for event in chunk.rows:
+                ours = waiting.get((event.order_id, event.to_status))
+                if ours:
+                    echoes.append((event.crm_event_id, ours.pop(0)))
+                else:
+                    fresh.append(event)
+            await crm.confirm_bot_events(conn, echoes)
+            report.events += await crm.insert_crm_events(conn, fresh)
+            raised = await self._keep_aside(conn, "order_status_events", chunk.rejected, now, report)
+            await crm.set_cursor(conn, EVENTS_CURSOR, chunk.position, now)
+        self._after_commit(raised)
+
+    # --- orders --------------------------------------------------------------------------------------------
+
+    async def _sync_orders(self, report: SyncReport) -> None:
+        cursor = await crm.get_cursor(self.db.conn, ORDERS_CURSOR)
+        known_managers = set(await crm.manager_telegram_ids(self.db.conn))
+        await self._pump(
+            ORDERS_CURSOR,
+            self.client.iter_orders(cursor=cursor, limit=self.page_size),
+            lambda page: self._prepare_orders(page, known_managers),
+            lambda chunk: self._store_orders(chunk, report),
+            report,
+            batch=self.batch_records // ORDER_WEIGHT,
+        )
+
+    def _prepare_orders(
+        self, page: Page[contract.Order], known_managers: set[str]
+    ) -> _Chunk[crm.MirrorOrder]:
+        """Orders as the CRM shows them; `_store_orders` settles status, status_since and the manager."""
+        rows: list[crm.MirrorOrder] = []
+        rejected = list(page.rejected)
+        for o in page.records:
+            try:
+                status = self._status(o.status)
+            except UnknownStatus as exc:
+                rejected.append(Rejected.of(contract.as_json(o), str(exc)))
+                continue
+            manager = o.manager_id if o.manager_id in known_managers else None
+            rows.append(_mirror(o, status, manager))
+        return _Chunk(rows, rejected, page.received, page.position)
+
+    async def _store_orders(self, chunk: _Chunk[crm.MirrorOrder], report: SyncReport) -> None:
+        latest = {row.id: row for row in chunk.rows}  # the last version of an order seen twice wins
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            stored = await crm.order_states(conn, latest)
+            held = await crm.orders_with_pending_status_write(conn, latest)
+            entering = {
+                order_id: row.status
+                for order_id, row in latest.items()
+                if order_id not in stored or (stored[order_id].status != row.status and order_id not in held)
+            }
+            entered_at = await crm.status_entry_times(
+                conn, [(order_id, status) for order_id, status in entering.items() if status in OPEN_STATUSES]
+            )
+            rows: list[crm.MirrorOrder] = []
+            visits: list[tuple[str, VisitDeadlines | None, datetime]] = []
+            for order_id, row in latest.items():
+                state = stored.get(order_id)
+                if order_id not in entering:
+                    assert state is not None
+                    rows.append(row._replace(status=state.status, status_since=state.status_since))
+                    continue
+                since = entered_at.get((order_id, row.status), row.updated_at)
+                deadlines = plan_visit(row.status, since, self.policy, self.calendar)
+                if state is None:
+                    report.new_order_ids.append(order_id)
+                else:
+                    report.changed_order_ids.append(order_id)
+                if deadlines is not None or state is not None:
+                    visits.append((order_id, deadlines, since))
+                # The CRM's manager fills in ours only for an order someone already took on.
+                taken = row.status is not Status.PENDING_MANAGER
+                rows.append(
+                    row._replace(
+                        status_since=since, assigned_manager_id=row.assigned_manager_id if taken else None
+                    )
+                )
+            await crm.upsert_orders(conn, rows, now)
+            await open_visits_bulk(conn, visits)
+            raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report)
+            await crm.set_cursor(conn, ORDERS_CURSOR, chunk.position, now)
+        report.orders += len(rows)
+        self._after_commit(raised)
+
+    # --- workspace -----------------------------------------------------------------------------------------
+
+    async def _snapshot_workspace(self, report: SyncReport) -> None:
+        started = time.monotonic()
+        data = await self.client.workspace()
+        async with self.db.transaction() as conn:
+            await crm.add_workspace_snapshot(conn, json.dumps(data, ensure_ascii=False), self.clock.now())
+        report.workspace = True
+        self._progress(SyncProgress("workspace", 1, 1, time.monotonic() - started))
+
+    # --- fetching and storing side by side -----------------------------------------------------------------
+
+    async def _pump(
+        self,
+        stage: str,
+        pages: AsyncGenerator[Page[M]],
+        prepare: Callable[[Page[M]], _Chunk[R]],
+        store: Callable[[_Chunk[R]], Awaitable[None]],
+        report: SyncReport,
+        *,
+        batch: int,
+    ) -> None:
+        """Fetch and prepare pages in one task while this one stores them, in order, grouping the pages
+        already waiting up to `batch` records (which also bounds the pages waiting, hence the memory). A failed
+        fetch ends the stage once everything fetched before it is stored."""
+        queue: asyncio.Queue[_Chunk[R] | Exception | None] = asyncio.Queue(
+            maxsize=max(1, batch // self.page_size)
+        )
+
+        async def produce() -> None:
+            try:
+                async with aclosing(pages) as feed:
+                    async for page in feed:
+                        await queue.put(prepare(page))
+            except Exception as exc:  # handed over, so the pages before it are stored first
+                await queue.put(exc)
+                return
+            await queue.put(None)
+
+        started = time.monotonic()
+        stored_pages = received = 0
+        producer = asyncio.create_task(produce())
+        try:
+            finished = False
+            end: Exception | None = None
+            while not finished:
+                item = await queue.get()
+                if not isinstance(item, _Chunk):
+                    end, finished = item, True
+                    break
+                chunk = item
+                while chunk.received < batch and not queue.empty():
+                    following = queue.get_nowait()
+                    if not isinstance(following, _Chunk):
+                        end, finished = following, True
+                        break
+                    chunk = chunk.merge(following)
+                await store(chunk)
+                report.pages += chunk.pages
+                stored_pages += chunk.pages
+                received += chunk.received
+                self._progress(SyncProgress(stage, stored_pages, received, time.monotonic() - started))
+            if end is not None:
+                raise end
+        finally:
+            producer.cancel()
+            with suppress(asyncio.CancelledError):
+                await producer
+
+    # --- records kept aside --------------------------------------------------------------------------------
+
+    async def _keep_aside(
+        self,
+        conn: aiosqlite.Connection,
+        source: crm.ViolationSource,
+        rejected: list[Rejected],
+        now: datetime,
+        report: SyncReport,
+    ) -> bool:
+        """Store rejected records with their reasons and raise (or repeat) the source's signal."""
+        if not rejected:
+            return False
+        await crm.add_violations(
+            conn, source, [crm.Violation(r.record_id, r.reason, r.raw) for r in rejected], now
+        )
+        # Imported here: the signal texts pull in aiogram (~120 MB, seconds to import), which a sync process
+        # needs only once it has a violation to report.
+        from agents.signals import raise_signal
+
+        first = rejected[0]
+        await raise_signal(
+            conn,
+            type="sync.contract_violation",
+            dedup_key=f"sync.contract_violation:{source}",
+            now=now,
+            details={
+                "source": source,
+                "records": len(rejected),
+                "record": first.record_id or "-",
+                "reason": first.reason,
+            },
+            raised_by="sync",
+            settings=self.settings,
+        )
+        report.violations += len(rejected)
+        log_event(
+            log,
+            "sync.contract_violation",
+            logging.WARNING,
+            source=source,
+            records=len(rejected),
+            first=first.record_id,
+            reason=first.reason,
+        )
+        return True
+
+    async def _keep_aside_answer(
+        self, source: crm.ViolationSource, exc: BikeWerkContractError, report: SyncReport
+    ) -> None:
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            raised = await self._keep_aside(conn, source, [Rejected(None, str(exc), "")], now, report)
+        self._after_commit(raised)
+
+    def _after_commit(self, raised: bool) -> None:
+        if raised:
+            self._wake()
+
+
+def _telegram_claims(
+    managers: Iterable[contract.Manager], stored: dict[str, int | None]
+) -> tuple[list[contract.Manager], list[Rejected]]:
+    """Split managers into the ones to store and the ones claiming a Telegram id another manager has (or
+    claims in the same list): a Telegram id identifies one person, so no new claim on it is taken."""
+    managers = list(managers)
+    final = dict(stored)
+    for m in managers:
+        if m.telegram_id is not None:
+            final[m.id] = m.telegram_id
+    holders: dict[int, list[str]] = {}
+    for manager_id, telegram_id in final.items():
+        if telegram_id is not None:
+            holders.setdefault(telegram_id, []).append(manager_id)
+    accepted: list[contract.Manager] = []
+    rejected: list[Rejected] = []
+    for m in managers:
+        others = [h for h in holders.get(m.telegram_id, []) if h != m.id] if m.telegram_id is not None else []
+        if others and m.telegram_id != stored.get(m.id):
+            reason = f"telegram_id {m.telegram_id} also belongs to manager {', '.join(sorted(others))}"
+            rejected.append(Rejected.of(contract.as_json(m), reason))
+        else:
+            accepted.append(m)
+    return accepted, rejected
+
+
+def _manager(m: contract.Manager) -> Manager:
+    return Manager(
+        id=m.id,
+        name=m.name,
+        telegram_id=m.telegram_id,
+        active=m.active,
+        capacity=m.capacity,
+        timezone=m.timezone,
+    )
+
+
+def _mirror(o: contract.Order, status: Status, manager: str | None) -> crm.MirrorOrder:
+    return crm.MirrorOrder(
+        id=o.id,
+        status=status,
+        crm_status=o.status,
+        created_at=o.created_at,
+        updated_at=o.updated_at,
+        status_since=o.updated_at,
+        client_name=o.client.name,
+        client_city=o.client.city,
+        bike_brand=o.bike.brand,
+        bike_model=o.bike.model,
+        price_eur=o.bike.price_eur,
+        is_ebike=o.bike.is_ebike,
+        seller=o.seller,
+        crm_manager_id=o.manager_id,
+        assigned_manager_id=manager,
+        sale_eur=o.prices.sale_eur,
+        purchase_eur=o.prices.purchase_eur,
+        shipping_eur=o.prices.shipping_eur,
+        fees_eur=o.prices.fees_eur,
+    )
+
+
+# --- main.py sync -----------------------------------------------------------------------------------------
+
+
+class TerminalProgress:
+    """Prints the sync's progress: at most one line every `every` seconds per stage, and the stage's last."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        self.every = every
+        self._last = 0.0
+
+    def __call__(self, p: SyncProgress) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every and p.stage in (ORDERS_CURSOR, EVENTS_CURSOR):
+            return
+        self._last = now
+        rate = p.records / p.seconds if p.seconds > 0 else 0.0
+        print(f"  {p.stage}: {p.pages} pages, {p.records} records, {rate:,.0f} records/s", flush=True)
+
+
+def summary(report: SyncReport) -> str:
+    seconds = (report.finished_at - report.started_at).total_seconds() if report.finished_at else 0.0
+    text = (
+        f"{report.managers} managers, {report.orders} orders ({len(report.new_order_ids)} new, "
+        f"{len(report.changed_order_ids)} changed status), {report.events} new events, "
+        f"{report.violations} records kept aside, {report.pages} pages"
+    )
+    if report.ok:
+        return f"sync done in {seconds:.1f} s: {text}"
+    return f"sync stopped after {seconds:.1f} s: {report.error}; stored so far: {text}"
+
+
+async def run_sync_command(settings: Settings, *, once: bool) -> int:
+    """`main.py sync [--once]`: one run, or a run every SYNC_INTERVAL_SECONDS until interrupted.
+    Exit code 0 when the (last) run completed, 1 when it stopped on an error."""
+    policy = load_policy(settings.policy_file)
+    calendar = calendar_for(policy, settings.timezone)
+    db = await Database.open(settings.database_path)
+    try:
+        token = settings.bikewerk_api_token.get_secret_value()
+        async with BikeWerkClient(settings.bikewerk_api_url, token) as client:
+            syncer = Syncer(
+                db, client, policy, calendar, SystemClock(), settings=settings, progress=TerminalProgress()
+            )
+            while True:
+                print(f"syncing from {settings.bikewerk_api_url} into {settings.database_path}", flush=True)
+                report = await syncer.sync_once()
+                print(summary(report), flush=True)
+                if once:
+                    return 0 if report.ok else 1
+                await asyncio.sleep(settings.sync_interval_seconds)
+    finally:
+        await db.close()

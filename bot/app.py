@@ -1,0 +1,308 @@
+"""The bot process: one event loop running the Telegram bot (long polling or a webhook), the outgoing sender,
+the CRM outbox worker and the scheduler, started and stopped together (`main.py run`).
+
+`BotApp` is also what tests, benchmarks and the demo start: point TELEGRAM_API_URL at any server that speaks
+the Bot API (Telegram, a self-hosted Bot API server, the local emulator) and hand in a clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+import handlers
+from bikewerk.client import BikeWerkClient
+from bot.clock import Clock, SystemClock
+from bot.config import TELEGRAM_DEFAULT_API, ConfigError, Settings
+from bot.i18n import i18n
+from bot.logs import log_event, setup_logging
+from bot.middlewares import CallerMiddleware, LocaleMiddleware, UpdateTracker
+from bot.roles import Role, configured_groups, resolve_roles
+from bot.sender import Sender, SendLimits
+from bot.services import Services
+from domain.policy import calendar_for, load_policy
+from handlers.common import set_chat_commands, set_default_commands
+from scheduler.jobs import make_scheduler, register_jobs
+from storage.db import Database
+from storage.people import chat_language, linked_managers
+
+log = logging.getLogger(__name__)
+
+# Besides what the handlers use: my_chat_member tells when a person blocks the bot or a group removes it.
+_EXTRA_UPDATES = ("my_chat_member",)
+
+
+def build_dispatcher(services: Services, tracker: UpdateTracker) -> Dispatcher:
+    """A fresh Dispatcher with the middlewares and every audience's router."""
+    dispatcher = Dispatcher(services=services)
+    dispatcher.update.outer_middleware(tracker)
+    dispatcher.update.outer_middleware(CallerMiddleware())
+    LocaleMiddleware(i18n).setup(dispatcher)
+    dispatcher.include_routers(*handlers.routers())
+    return dispatcher
+
+
+def make_session(settings: Settings, timeout: float) -> AiohttpSession:
+    """A session for Telegram, or for another Bot API server when TELEGRAM_API_URL names one."""
+    if settings.telegram_api_url == TELEGRAM_DEFAULT_API:
+        return AiohttpSession(timeout=timeout)
+    return AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url), timeout=timeout)
+
+
+class BotApp:
+    """Everything the bot process runs, started and stopped together. See the module docstring."""
+
+    services: Services
+    bot: Bot
+    dispatcher: Dispatcher
+    sender: Sender
+    scheduler: AsyncIOScheduler
+    bikewerk: BikeWerkClient
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        session_timeout: float = 30.0,
+        send_limits: SendLimits | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        stop_grace: float = 3.0,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.session_timeout = session_timeout
+        self.send_limits = send_limits
+        self.stop_grace = stop_grace
+        self.tracker = UpdateTracker()
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._intake: asyncio.Task[Any] | None = None
+        self._webhook_runner: web.AppRunner | None = None
+        self._db: Database | None = None
+        self._started = False
+
+    @property
+    def intake(self) -> asyncio.Task[Any] | None:
+        """The long-polling task (None in webhook mode or without intake); it ends only on stop or failure."""
+        return self._intake
+
+    async def start(self, *, polling: bool = True, scheduler: bool = True) -> None:
+        """Open the store and start everything.
+
+        `polling=False` takes no updates (neither long polling nor the webhook WEBHOOK_URL selects) until
+        `start_intake()`; `scheduler=False` registers the jobs without running them.
+        """
+        settings = self.settings
+        token = settings.token
+        if settings.webhook_url is not None and settings.webhook_secret is None:
+            raise ConfigError(
+                "WEBHOOK_SECRET: required in webhook mode, so updates can be told from forgeries"
+            )
+        policy = load_policy(settings.policy_file)
+        calendar = calendar_for(policy, settings.timezone)
+        self._db = db = await Database.open(settings.database_path)
+        try:
+            self.bot = Bot(
+                token,
+                session=make_session(settings, self.session_timeout),
+                default=DefaultBotProperties(parse_mode="HTML"),
+            )
+            await self._check_bot()
+            self.sender = Sender(
+                self.bot,
+                db,
+                self.clock,
+                limits=self.send_limits,
+                monotonic=self._monotonic,
+                sleep=self._sleep,
+                settings=settings,
+            )
+            self.services = Services(
+                settings=settings,
+                db=db,
+                clock=self.clock,
+                policy=policy,
+                calendar=calendar,
+                wake_sender=self.sender.wake,
+            )
+            self.dispatcher = build_dispatcher(self.services, self.tracker)
+            self.bikewerk = BikeWerkClient(
+                settings.bikewerk_api_url, settings.bikewerk_api_token.get_secret_value()
+            )
+            await self._set_commands()
+            self._tasks.append(asyncio.create_task(self.sender.run(self._stop), name="sender"))
+            self._start_crm_outbox()
+            self.scheduler = make_scheduler(settings)
+            register_jobs(self.scheduler, self)
+            if scheduler:
+                self.scheduler.start()
+            if polling:
+                await self.start_intake()
+        except BaseException:
+            await self._close()
+            raise
+        self._started = True
+        log_event(
+            log,
+            "bot.started",
+            mode="no intake" if not polling else "webhook" if settings.webhook_url else "polling",
+            api=settings.telegram_api_url,
+            scheduler=scheduler,
+        )
+
+    async def start_intake(self) -> None:
+        """Start taking updates: a webhook when WEBHOOK_URL is set, long polling otherwise."""
+        if self.settings.webhook_url is not None:
+            await self._start_webhook()
+            return
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        self._intake = asyncio.create_task(
+            self.dispatcher.start_polling(
+                self.bot,
+                handle_signals=False,
+                close_bot_session=False,
+                allowed_updates=self._allowed_updates(),
+            ),
+            name="polling",
+        )
+
+    async def _check_bot(self) -> None:
+        """Fail fast on a wrong token or an unreachable server, with a message naming the setting."""
+        try:
+            me = await self.bot.get_me()
+        except TelegramUnauthorizedError:
+            raise ConfigError("BOT_TOKEN: the Bot API server rejected this token") from None
+        except (TelegramNetworkError, TelegramAPIError) as exc:
+            raise ConfigError(
+                f"TELEGRAM_API_URL: cannot talk to the Bot API at {self.settings.telegram_api_url}: {exc}"
+            ) from None
+        log_event(log, "bot.identity", username=me.username, bot_id=me.id)
+
+    def _allowed_updates(self) -> list[str]:
+        return sorted({*self.dispatcher.resolve_used_update_types(), *_EXTRA_UPDATES})
+
+    def _start_crm_outbox(self) -> None:
+        try:
+            from bikewerk.outbox import CrmOutboxWorker
+        except ImportError:  # the CRM outbox arrives with the BikeWerk adapter; without it nothing is queued
+            log_event(log, "bot.crm_outbox_missing", logging.WARNING)
+            return
+        worker = CrmOutboxWorker(self.services.db, self.bikewerk, self.clock)
+        self._tasks.append(asyncio.create_task(worker.run(self._stop), name="crm-outbox"))
+
+    async def _set_commands(self) -> None:
+        """The command menu per scope: everyone, then each known person's and each configured group's chat."""
+        settings, db = self.settings, self.services.db
+        await set_default_commands(self.bot, settings.default_language)
+        people = {*settings.admin_ids, *settings.lead_ids}
+        if settings.owner_id is not None:
+            people.add(settings.owner_id)
+        managers = {int(row["telegram_id"]): row for row in await linked_managers(db)}
+        for person in sorted(people | managers.keys()):
+            roles = resolve_roles(settings, person, managers.get(person))
+            lang = await chat_language(db, person, settings.default_language)
+            await set_chat_commands(self.bot, person, roles, lang)
+        group_roles = {
+            settings.leads_chat_id: frozenset({Role.LEAD}),
+            settings.crisis_chat_id: frozenset({Role.LEAD}),
+            settings.admin_chat_id: frozenset({Role.ADMIN}),
+        }
+        for chat_id in sorted(configured_groups(settings)):
+            await set_chat_commands(self.bot, chat_id, group_roles[chat_id], settings.default_language)
+
+    async def _start_webhook(self) -> None:
+        settings = self.settings
+        assert settings.webhook_url is not None and settings.webhook_secret is not None
+        secret = settings.webhook_secret.get_secret_value()
+        app = web.Application()
+        handler = SimpleRequestHandler(self.dispatcher, self.bot, secret_token=secret)
+        # Not handler.register(): its shutdown hook closes the Bot session, which the sender still needs then.
+        app.router.add_post(urlsplit(settings.webhook_url).path or "/", handler.handle)
+        self._webhook_runner = web.AppRunner(app, access_log=None)
+        await self._webhook_runner.setup()
+        await web.TCPSite(self._webhook_runner, settings.webhook_host, settings.webhook_port).start()
+        await self.bot.set_webhook(
+            settings.webhook_url, secret_token=secret, allowed_updates=self._allowed_updates()
+        )
+
+    async def stop(self) -> None:
+        """Stop taking updates, let handlers in flight finish, let the sender deliver what is due within a
+        short grace (the rest stays queued for the next start), then close the session and the store."""
+        if not self._started:
+            return
+        self._started = False
+        if self._intake is not None:
+            with contextlib.suppress(RuntimeError):  # polling had already ended
+                await self.dispatcher.stop_polling()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._intake
+        if self._webhook_runner is not None:
+            await self._webhook_runner.cleanup()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.tracker.wait_idle(), self.stop_grace)
+        delivered = await self.sender.drain(self.stop_grace) if hasattr(self, "sender") else 0
+        await self._close()
+        log_event(log, "bot.stopped", delivered_on_stop=delivered)
+
+    async def _close(self) -> None:
+        self._stop.set()
+        if getattr(self, "scheduler", None) is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=self.stop_grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+        if hasattr(self, "bikewerk"):
+            await self.bikewerk.close()
+        if hasattr(self, "bot"):
+            await self.bot.session.close()
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+
+async def run_bot(settings: Settings) -> int:
+    """`main.py run`: the bot until SIGINT or SIGTERM, then a clean stop. Needs BOT_TOKEN."""
+    settings.token  # noqa: B018 - raises ConfigError naming BOT_TOKEN before anything starts
+    setup_logging(settings.log_level)
+    app = BotApp(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    waiting = asyncio.ensure_future(stop.wait())
+    watched = {waiting} | ({app.intake} if app.intake is not None else set())
+    done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    failed = (
+        app.intake in done
+        and app.intake is not None
+        and not app.intake.cancelled()
+        and app.intake.exception()
+    )
+    if failed:
+        log_event(log, "bot.intake_failed", logging.ERROR, error=str(failed))
+    waiting.cancel()
+    await app.stop()
+    return 1 if failed else 0

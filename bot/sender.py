@@ -1,0 +1,682 @@
+"""The one sender of outgoing Telegram messages: it makes every chat show what the tg_messages table says.
+
+Use cases write the wanted content with `storage.messages.put_message` (a row per chat and ref) and call
+`services.wake_sender()` after their commit; the sender sends a row that has no message yet, edits one whose
+content changed, and records what the chat shows.
+
+Telegram's limits (about 30 messages/s overall, 1/s per private chat with short bursts, 20/min per group) are
+kept by `RateLimiter`, a request middleware on the Bot: every send through that Bot, also a handler's direct
+answer, waits for its turn *before* it goes out, so the server never has to answer 429. A RetryAfter that
+still comes makes only that chat wait; network errors and 5xx are retried with backoff (`next_attempt_at`); a
+chat that blocked the bot is marked, its messages retired and a `telegram.chat_blocked` signal raised; a group
+that became a supergroup is followed to its new id; texts over 4096 characters go out as several messages.
+
+Delivery guarantee. One worker per chat sends its rows in order and records each message id in the same step
+as the send (a short transaction right after the answer), so a notification is never sent twice by a running
+process, and a restart resumes exactly where the store says. A send already on the wire when the process is
+asked to stop is finished and recorded before the sender lets go (`drain`), so a clean restart loses and
+duplicates nothing. Only a hard crash between Telegram's answer and that transaction is ambiguous (Telegram
+has no idempotency key): the row is then still pending and is sent again. We chose at-least-once for that
+window of one round trip, because a duplicated card is a nuisance while a lost escalation is a missed SLA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import (
+    AiogramError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramRetryAfter,
+)
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
+
+from agents.signals import raise_signal
+from bot.clock import Clock
+from bot.config import Settings
+from bot.logs import log_event
+from storage import messages as outbox
+from storage.db import Database
+from storage.people import current_chat_id, is_chat_blocked, mark_chat_blocked, mark_chat_unblocked
+from storage.people import record_chat_migration as store_chat_migration
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+# Methods that put a new message into a chat: these count against Telegram's flood limits.
+_PACED_METHODS = frozenset(
+    {
+        "sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "sendVideo", "sendAnimation",
+        "sendAudio", "sendVoice", "sendVideoNote", "sendSticker", "sendLocation", "sendVenue", "sendContact",
+        "sendPoll", "sendDice", "copyMessage", "forwardMessage",
+    }
+)  # fmt: skip
+# Float rounding between our arithmetic and the server's must never turn "exactly on time" into "too early".
+_EPSILON = 0.002
+_MAX_BACKOFF = timedelta(minutes=15)
+_FIRST_BACKOFF = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    """Telegram's flood limits (Bot FAQ): the pace the sender keeps without being told."""
+
+    global_per_s: int = 30
+    private_per_s: float = 1.0
+    group_per_min: int = 20
+    private_burst: int = 3  # a private chat tolerates a short burst before the 1/s pace applies
+
+
+# --- pacing
+
+
+@dataclass
+class _ChatPace:
+    sends: int = 0
+    # Token bucket as virtual scheduling: the k-th send may start at floor + (k + 1 - burst) / rate, where
+    # floor = max(done_i - i / rate) over earlier sends. "done" is when the answer came back, which is never
+    # before the server counted the send, so our view is never more generous than the server's.
+    floor: float = -math.inf
+    recent: deque[float] = field(default_factory=deque)  # groups: done times within the last minute
+    not_before: float = -math.inf  # set by a RetryAfter
+    busy: bool = False  # one send in flight per chat keeps the order and the arithmetic above exact
+
+
+# Set by the Sender for a send whose turn it already waited for outside the uncancellable step.
+_RESERVED: ContextVar[int | str | None] = ContextVar("sender_reserved_chat", default=None)
+
+
+def _chat_key(method: TelegramMethod[Any]) -> int | str | None:
+    chat_id = getattr(method, "chat_id", None)
+    return chat_id if isinstance(chat_id, int | str) else None
+
+
+class RateLimiter(BaseRequestMiddleware):
+    """Paces sends per chat and overall *before* they leave; installed as a request middleware on the Bot."""
+
+    def __init__(
+        self,
+        limits: SendLimits,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.limits = limits
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._chats: dict[int | str, _ChatPace] = {}
+        self._global_done: deque[float] = deque()  # answered within the last second, oldest first
+        self._in_flight = 0
+        self._pulse = asyncio.Event()
+        self.retry_afters = 0
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        key = _chat_key(method)
+        if key is None:
+            return await make_request(bot, method)
+        if method.__api_method__ not in _PACED_METHODS:
+            # Edits and answers are not counted by Telegram's flood limits, but a RetryAfter holds them too.
+            await self._wait_penalty(key)
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                self.penalize(key, exc.retry_after)
+                raise
+        if _RESERVED.get() == key:
+            _RESERVED.set(None)
+        else:
+            await self.reserve(key)
+        counted = True
+        try:
+            return await make_request(bot, method)
+        except TelegramRetryAfter as exc:
+            counted = False  # the server refused it, so it does not count against the chat
+            self.penalize(key, exc.retry_after)
+            raise
+        finally:
+            self._release(key, counted=counted)
+
+    async def reserve(self, key: int | str) -> None:
+        """Wait until a send to `key` may start and take the slot; the next paced request to `key` uses it."""
+        while True:
+            wait = self._wait_for(key, self._monotonic())
+            if wait is None:
+                await self._pulse.wait()
+            elif wait > 0:
+                await self._sleep(wait)
+            else:
+                self._chats.setdefault(key, _ChatPace()).busy = True
+                self._in_flight += 1
+                return
+
+    def penalize(self, key: int | str, retry_after: float) -> None:
+        self.retry_afters += 1
+        pace = self._chats.setdefault(key, _ChatPace())
+        pace.not_before = max(pace.not_before, self._monotonic() + retry_after + _EPSILON)
+
+    async def _wait_penalty(self, key: int | str) -> None:
+        pace = self._chats.get(key)
+        while pace is not None and (wait := pace.not_before - self._monotonic()) > 0:
+            await self._sleep(wait)
+
+    def _release(self, key: int | str, *, counted: bool) -> None:
+        now = self._monotonic()
+        pace = self._chats[key]
+        pace.busy = False
+        self._in_flight -= 1
+        if counted:
+            pace.floor = max(pace.floor, now - pace.sends / self.limits.private_per_s)
+            pace.sends += 1
+            if not self._is_private(key):
+                pace.recent.append(now)
+                while len(pace.recent) > self.limits.group_per_min:
+                    pace.recent.popleft()
+            self._global_done.append(now)
+        pulse, self._pulse = self._pulse, asyncio.Event()
+        pulse.set()
+
+    @staticmethod
+    def _is_private(key: int | str) -> bool:
+        return isinstance(key, int) and key > 0
+
+    def _wait_for(self, key: int | str, now: float) -> float | None:
+        """Seconds until a send to `key` may start (<= 0: now); None: wait for a send in flight to finish."""
+        lim = self.limits
+        waits = [0.0]
+        pace = self._chats.get(key)
+        if pace is not None:
+            if pace.busy:
+                return None
+            waits.append(pace.not_before - now)
+            if self._is_private(key):
+                waits.append(
+                    pace.floor + (pace.sends + 1 - lim.private_burst) / lim.private_per_s + _EPSILON - now
+                )
+            elif len(pace.recent) >= lim.group_per_min:
+                waits.append(pace.recent[-lim.group_per_min] + 60.0 + _EPSILON - now)
+        # Overall: sends in flight plus sends answered within the last second must stay below the limit.
+        window = self._global_done
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        excess = self._in_flight + len(window) - lim.global_per_s + 1
+        if excess > 0:
+            if excess > len(window):
+                return None
+            waits.append(window[excess - 1] + 1.0 + _EPSILON - now)
+        return max(waits)
+
+
+# --- long texts
+
+_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^<>]*>")
+
+
+def _utf16_len(text: str) -> int:
+    """Telegram counts text length in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut_point(line: str, limit: int) -> int:
+    """Where to cut a line too long for one message: within `limit` units, at a space, not inside a tag."""
+    units = 0
+    end = 0
+    for end, char in enumerate(line):  # noqa: B007 - `end` is used after the loop
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit:
+            break
+    else:
+        return len(line)
+    head = line[:end]
+    for opener, closer in (("<", ">"), ("&", ";")):
+        if head.rfind(opener) > head.rfind(closer):
+            head = head[: head.rfind(opener)]
+    space = head.rfind(" ")
+    return space + 1 if space > len(head) // 2 else max(len(head), 1)
+
+
+def _balance(parts: list[str]) -> list[str]:
+    """Close the HTML tags a part leaves open and reopen them at the start of the next part."""
+    balanced: list[str] = []
+    carried: list[tuple[str, str]] = []  # (name, opening tag) still open
+    for part in parts:
+        text = "".join(tag for _, tag in carried) + part
+        stack = list(carried)
+        for match in _TAG_RE.finditer(part):
+            name = match.group(2).lower()
+            if match.group(1):
+                if stack and stack[-1][0] == name:
+                    stack.pop()
+            else:
+                stack.append((name, match.group(0)))
+        balanced.append(text + "".join(f"</{name}>" for name, _ in reversed(stack)))
+        carried = stack
+    return balanced
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Split a long HTML text into messages of at most `limit` characters, on line boundaries where possible.
+
+    The raw text is measured (tags included), which is never shorter than what Telegram counts after parsing.
+    """
+    if _utf16_len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        candidate = f"{current}\n{line}" if current else line
+        if _utf16_len(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            parts.append(current)
+        while _utf16_len(line) > limit:
+            cut = _cut_point(line, limit)
+            parts.append(line[:cut])
+            line = line[cut:]
+        current = line
+    if current:
+        parts.append(current)
+    return _balance([part for part in parts if part.strip()])
+
+
+# --- chats that blocked or unblocked the bot
+
+
+async def record_chat_blocked(
+    conn: aiosqlite.Connection, chat_id: int, *, now: datetime, via: str, settings: Settings | None = None
+) -> bool:
+    """The bot was blocked in (or removed from) a chat: mark it, retire its queued messages, signal it once.
+
+    `via` says how we learnt it (a failed send, a my_chat_member update). Returns True if this is news.
+    """
+    newly = await mark_chat_blocked(conn, chat_id, now=now)
+    await outbox.kill_chat_messages(conn, chat_id, error="the chat blocked the bot")
+    if newly:
+        await raise_signal(
+            conn,
+            type="telegram.chat_blocked",
+            dedup_key=f"telegram.chat_blocked:{chat_id}",
+            now=now,
+            details={"chat_id": chat_id, "via": via},
+            raised_by="telegram",
+            settings=settings,
+        )
+    return newly
+
+
+async def record_chat_unblocked(conn: aiosqlite.Connection, chat_id: int, *, now: datetime) -> bool:
+    """The person unblocked the bot: what piled up meanwhile goes out. True if it was marked blocked."""
+    if not await mark_chat_unblocked(conn, chat_id):
+        return False
+    await outbox.revive_chat_messages(conn, chat_id, now=now)
+    return True
+
+
+# --- the sender
+
+
+class _Resend(Exception):
+    """The message to edit is gone (deleted, or too old to edit): show the content as a new message."""
+
+
+class _StopChat(Exception):
+    """This chat cannot take more now (blocked, migrated, backing off); its later messages wait."""
+
+
+class _Refetch(Exception):
+    """Telegram asked this chat to wait: take its queue again from the top once the wait is over."""
+
+
+class _Unsendable(Exception):
+    """The row itself cannot become a message (its file is missing): retired with the reason."""
+
+
+async def _finish_even_if_cancelled(step: Awaitable[T]) -> T:
+    """Run a send-and-record step to its end even if the caller is cancelled meanwhile, then re-raise.
+
+    Cancelling between Telegram's answer and the record would make the next start send the message again.
+    """
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
+
+
+def _backoff(attempts: int) -> timedelta:
+    return min(_MAX_BACKOFF, _FIRST_BACKOFF * 2 ** min(attempts, 12))
+
+
+class Sender:
+    """Delivers the tg_messages outbox through one Bot, paced by a `RateLimiter` it installs on that Bot."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        db: Database,
+        clock: Clock,
+        *,
+        limits: SendLimits | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        settings: Settings | None = None,
+        max_chats: int = 64,
+    ) -> None:
+        self.bot = bot
+        self.db = db
+        self.clock = clock
+        self.settings = settings  # routes the telegram.chat_blocked signal
+        self.max_chats = max_chats
+        self.limiter = RateLimiter(limits or SendLimits(), monotonic=monotonic, sleep=sleep)
+        bot.session.middleware(self.limiter)
+        self._workers: dict[int, asyncio.Task[int]] = {}
+        self._wake = asyncio.Event()
+        self._draining = False  # shutdown began: run() lets go, only drain's flush starts workers
+        self._closed = False  # shutdown done: no worker starts any more
+        self.delivered = 0
+
+    # -- the loop
+
+    def wake(self) -> None:
+        """Something new is queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._workers)
+
+    async def flush(self) -> int:
+        """Deliver everything due now, respecting the limits (this waits for the pace); returns how many."""
+        total = 0
+        while True:
+            await self._start_workers()
+            if not self._workers:
+                return total
+            results = await asyncio.gather(*self._workers.values(), return_exceptions=True)
+            total += sum(result for result in results if isinstance(result, int))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep delivering until `stop` is set; wakes on `wake()` and when a retry falls due."""
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set() and not self._draining:
+                self._wake.clear()
+                try:
+                    await self._start_workers()
+                    delay = await self._idle_delay()
+                except aiosqlite.Error as exc:
+                    log_event(log, "sender.store_error", logging.ERROR, error=str(exc))
+                    delay = 1.0
+                waking = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait({waking, stopping}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                waking.cancel()
+        finally:
+            stopping.cancel()
+
+    async def drain(self, grace: float) -> int:
+        """On shutdown: deliver what is due within `grace` seconds, then stop. A send already on the wire is
+        finished and recorded; everything else stays queued for the next start."""
+        self._draining = True
+        self.wake()
+        delivered = 0
+        try:
+            with contextlib.suppress(TimeoutError):
+                delivered = await asyncio.wait_for(self.flush(), grace)
+        finally:
+            self._closed = True
+            workers = list(self._workers.values())
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        return delivered
+
+    async def _idle_delay(self) -> float:
+        due = await outbox.next_due_at(self.db)
+        if due is None:
+            return 1.0
+        # Clock seconds may not be real seconds (a test clock, the demo's fast clock): look again within 1 s.
+        return min(1.0, max(0.05, (due - self.clock.now()).total_seconds()))
+
+    async def _start_workers(self) -> None:
+        free = self.max_chats - len(self._workers)
+        if free <= 0 or self._closed:
+            return
+        chats = await outbox.chats_with_due_messages(
+            self.db, self.clock.now(), limit=free + len(self._workers)
+        )
+        if self._closed:  # shutdown finished while we read
+            return
+        for chat_id in chats:
+            if chat_id in self._workers or len(self._workers) >= self.max_chats:
+                continue
+            task = asyncio.create_task(self._chat_worker(chat_id), name=f"sender-chat-{chat_id}")
+            self._workers[chat_id] = task
+            task.add_done_callback(functools.partial(self._worker_done, chat_id))
+
+    def _worker_done(self, chat_id: int, _task: asyncio.Task[int]) -> None:
+        self._workers.pop(chat_id, None)
+        self.wake()  # rows that arrived while the worker was finishing are picked up now
+
+    async def _chat_worker(self, chat_id: int) -> int:
+        delivered = 0
+        try:
+            if await self._chat_unavailable(chat_id):
+                return 0
+            while True:
+                rows = await outbox.due_messages(self.db, chat_id, self.clock.now(), limit=20)
+                if not rows:
+                    return delivered
+                with contextlib.suppress(_Refetch):
+                    for row in rows:
+                        if await self._deliver(row):
+                            delivered += 1
+                            self.delivered += 1
+        except _StopChat:
+            return delivered
+        except (aiosqlite.Error, OSError) as exc:
+            log_event(log, "sender.worker_failed", logging.ERROR, chat_id=chat_id, error=str(exc))
+            return delivered
+
+    async def _chat_unavailable(self, chat_id: int) -> bool:
+        """A chat known to be blocked or migrated is handled without a request that would fail anyway."""
+        now = self.clock.now()
+        if await is_chat_blocked(self.db, chat_id):
+            async with self.db.transaction() as conn:
+                await outbox.kill_chat_messages(conn, chat_id, error="the chat blocked the bot")
+            return True
+        target = await current_chat_id(self.db, chat_id)
+        if target != chat_id:
+            async with self.db.transaction() as conn:
+                await outbox.move_to_chat(conn, chat_id, target, now=now)
+            self.wake()
+            return True
+        return False
+
+    # -- one message
+
+    async def _deliver(self, row: aiosqlite.Row) -> bool:
+        """Make the chat show this row's current version. True when done, False when retired; raises _Refetch
+        or _StopChat when the chat has to wait."""
+        chat_id = int(row["chat_id"])
+        try:
+            await self._show(row)
+        except TelegramRetryAfter as exc:
+            # The limiter holds this chat for retry_after; the same row is taken again after that.
+            await self._note_failure(row, f"retry after {exc.retry_after}s", retry_at=self.clock.now())
+            raise _Refetch from None
+        except TelegramMigrateToChat as exc:
+            async with self.db.transaction() as conn:
+                await store_chat_migration(conn, chat_id, exc.migrate_to_chat_id)
+                await outbox.move_to_chat(conn, chat_id, exc.migrate_to_chat_id, now=self.clock.now())
+            log_event(log, "sender.chat_migrated", chat_id=chat_id, new_chat_id=exc.migrate_to_chat_id)
+            self.wake()
+            raise _StopChat from None
+        except TelegramForbiddenError as exc:
+            async with self.db.transaction() as conn:
+                await record_chat_blocked(
+                    conn, chat_id, now=self.clock.now(), via="send", settings=self.settings
+                )
+            self.wake()  # the signal queued pings
+            log_event(log, "sender.chat_blocked", logging.WARNING, chat_id=chat_id, error=exc.message)
+            raise _StopChat from None
+        except (TelegramBadRequest, TelegramEntityTooLarge, _Unsendable) as exc:
+            async with self.db.transaction() as conn:
+                await outbox.mark_dead(conn, row["id"], error=str(exc))
+            log_event(
+                log, "sender.undeliverable", logging.ERROR, chat_id=chat_id, ref=row["ref"], error=str(exc)
+            )
+            return False
+        except (TelegramAPIError, AiogramError, TimeoutError) as exc:
+            # Network errors, 5xx, a server in trouble: try again later; this chat's later messages wait.
+            retry_at = self.clock.now() + _backoff(int(row["attempts"]))
+            await self._note_failure(row, f"{type(exc).__name__}: {exc}", retry_at=retry_at)
+            log_event(
+                log, "sender.retry_later", logging.WARNING, chat_id=chat_id, ref=row["ref"], error=str(exc)
+            )
+            raise _StopChat from None
+        return True
+
+    async def _note_failure(self, row: aiosqlite.Row, error: str, *, retry_at: datetime) -> None:
+        async with self.db.transaction() as conn:
+            await outbox.mark_attempt_failed(conn, row["id"], error=error, retry_at=retry_at)
+
+    async def _show(self, row: aiosqlite.Row) -> None:
+        version = int(row["version"])
+        markup = InlineKeyboardMarkup.model_validate(json.loads(row["markup"])) if row["markup"] else None
+        parts = split_text(row["body"]) if row["kind"] == "text" else [_fit_caption(row["body"])]
+        shown = outbox.message_parts(row)
+        try:
+            kept = await self._edit_parts(row, shown, parts, markup)
+        except _Resend:
+            kept = []
+        ids = list(kept)
+        for index in range(len(ids), len(parts)):
+            last = index == len(parts) - 1
+            ids.append(await self._send_part(row, parts[index], markup if last else None, ids))
+        async with self.db.transaction() as conn:
+            await outbox.mark_delivered(
+                conn, row["id"], version=version, message_ids=ids, now=self.clock.now()
+            )
+
+    async def _edit_parts(
+        self, row: aiosqlite.Row, shown: list[int], parts: list[str], markup: InlineKeyboardMarkup | None
+    ) -> list[int]:
+        """Edit the parts already shown to the new content; drop surplus parts. Returns the ids kept."""
+        chat_id = int(row["chat_id"])
+        kept = shown[: len(parts)]
+        for index, message_id in enumerate(kept):
+            last = index == len(parts) - 1
+            await _finish_even_if_cancelled(
+                self._edit(row["kind"], chat_id, message_id, parts[index], markup if last else None)
+            )
+        for message_id in shown[len(parts) :]:
+            with contextlib.suppress(TelegramBadRequest):
+                await self.bot.delete_message(chat_id, message_id)
+        return kept
+
+    async def _edit(
+        self, kind: str, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None
+    ) -> None:
+        try:
+            if kind == "text":
+                await self.bot.edit_message_text(
+                    text=text, chat_id=chat_id, message_id=message_id, reply_markup=markup
+                )
+            elif text:
+                await self.bot.edit_message_caption(
+                    chat_id=chat_id, message_id=message_id, caption=text, reply_markup=markup
+                )
+            else:
+                await self.bot.edit_message_reply_markup(
+                    chat_id=chat_id, message_id=message_id, reply_markup=markup
+                )
+        except TelegramBadRequest as exc:
+            description = exc.message.lower()
+            if "message is not modified" in description:
+                return  # the chat already shows this
+            if "message to edit not found" in description or "message can't be edited" in description:
+                raise _Resend from exc
+            raise
+
+    async def _send_part(
+        self, row: aiosqlite.Row, text: str, markup: InlineKeyboardMarkup | None, ids: list[int]
+    ) -> int:
+        """Send one new message and record its id in one uncancellable step (see the module docstring)."""
+        chat_id = int(row["chat_id"])
+        call = self._request(row, text, markup)  # built first: nothing may fail once the turn is taken
+        await self.limiter.reserve(chat_id)
+        token = _RESERVED.set(chat_id)
+        try:
+            step = asyncio.ensure_future(self._send_and_record(row["id"], call, ids))
+        finally:
+            _RESERVED.reset(token)
+        return await _finish_even_if_cancelled(step)
+
+    async def _send_and_record(
+        self, row_id: int, call: Callable[[], Awaitable[Message]], ids: list[int]
+    ) -> int:
+        message = await call()
+        async with self.db.transaction() as conn:
+            await outbox.record_parts(conn, row_id, [*ids, message.message_id], now=self.clock.now())
+        return message.message_id
+
+    def _request(
+        self, row: aiosqlite.Row, text: str, markup: InlineKeyboardMarkup | None
+    ) -> Callable[[], Awaitable[Message]]:
+        """The send call for a row, with its file already read."""
+        chat_id = int(row["chat_id"])
+        if row["kind"] == "text":
+            return functools.partial(self.bot.send_message, chat_id, text, reply_markup=markup)
+        path = Path(row["file_path"] or "")
+        try:
+            upload = BufferedInputFile(path.read_bytes(), filename=path.name)
+        except OSError as exc:
+            raise _Unsendable(f"cannot read {path}: {exc.strerror or exc}") from None
+        caption = text or None
+        if row["kind"] == "photo":
+            return functools.partial(
+                self.bot.send_photo, chat_id, upload, caption=caption, reply_markup=markup
+            )
+        return functools.partial(
+            self.bot.send_document, chat_id, upload, caption=caption, reply_markup=markup
+        )
+
+
+def _fit_caption(caption: str) -> str:
+    if _utf16_len(caption) <= CAPTION_LIMIT:
+        return caption
+    log_event(log, "sender.caption_cut", logging.WARNING, length=len(caption))
+    return split_text(caption, CAPTION_LIMIT - 1)[0] + "…"

@@ -1,0 +1,20 @@
+"""Telegram handlers, one module per audience; `routers()` gives a fresh set in the order they match."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from handlers import admin, checklist, common, digest, manager, signals
+
+
+def routers() -> list[Router]:
+    return [
+        common.router(),
+        # Each audience's router goes here, one line each (`module.router(),`), above the fallback.
+        manager.router(),
+        checklist.router(),
+        signals.router(),
+        admin.router(),
+        digest.router(),
+        common.fallback_router(),  # keep last: answers what no router above handled
+    ]

@@ -1,0 +1,48 @@
+"""Reads over the order history: when the orders arrived (`main.py simulate --replay`) and each order's
+ledger across the tables that must agree about it (the demo's end-of-run consistency check)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from storage.db import Database, parse_ts
+
+
+async def order_arrivals(db: Database) -> list[datetime]:
+    """The creation instants of every order in the store, oldest first."""
+    rows = await db.fetchall("SELECT created_at FROM orders ORDER BY created_at")
+    return [parse_ts(row["created_at"]) for row in rows]
+
+
+@dataclass
+class OrderLedger:
+    """What each table says about one order."""
+
+    order_id: str
+    status: str
+    assigned_manager_id: str | None
+    events: list[str] = field(default_factory=list)  # to_status of every status event, in order
+    open_visits: list[str] = field(default_factory=list)  # statuses of SLA visits not closed
+    assignments: list[tuple[str, str]] = field(default_factory=list)  # (state, manager id), in order
+
+
+async def order_ledgers(db: Database) -> list[OrderLedger]:
+    """Every order with its status events, open SLA visits and assignments, ordered by order id (rows of
+    orders not in the orders table are left out: they would show up as an order without events)."""
+    ledgers = {
+        row["id"]: OrderLedger(row["id"], row["status"], row["assigned_manager_id"])
+        for row in await db.fetchall("SELECT id, status, assigned_manager_id FROM orders ORDER BY id")
+    }
+    for row in await db.fetchall("SELECT order_id, to_status FROM order_status_events ORDER BY at, id"):
+        if (ledger := ledgers.get(row["order_id"])) is not None:
+            ledger.events.append(row["to_status"])
+    for row in await db.fetchall(
+        "SELECT order_id, status FROM sla_timers WHERE closed_at IS NULL ORDER BY id"
+    ):
+        if (ledger := ledgers.get(row["order_id"])) is not None:
+            ledger.open_visits.append(row["status"])
+    for row in await db.fetchall("SELECT order_id, state, manager_id FROM ai_assignments ORDER BY id"):
+        if (ledger := ledgers.get(row["order_id"])) is not None:
+            ledger.assignments.append((row["state"], row["manager_id"]))
+    return list(ledgers.values())

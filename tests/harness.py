@@ -1,0 +1,193 @@
+"""The end-to-end test world: the real bot (BotApp) against the Bot API emulator over HTTP, a manual clock, a
+SQLite file under tmp_path and, on request, the BikeWerk simulator.
+
+harness = await start_harness(tmp_path) # or the `harness` fixture (tests/conftest.py)
+harness.emulator.send_text(ADMIN_ID, "/start") await harness.settle() # every update handled, every due
+message sent assert "admin" in harness.emulator.last_message(ADMIN_ID).text
+
+The fixed world: admin 100, owner 200, leads 301 and 302, the leads (-1001), crisis (-1002) and admin (-1003)
+groups; managers come with `add_manager`. Time is a ManualClock at Monday 2026-11-23 09:00 Europe/Berlin
+unless `now` says otherwise; the scheduler is not running (tests call the jobs' use cases themselves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bikewerk.simulator import BikeWerkSimulator
+from bot.app import BotApp
+from bot.clock import ManualClock
+from bot.config import Settings, load_settings
+from bot.emulator import BotAPIEmulator, RateLimits
+from bot.sender import SendLimits
+from bot.services import Services
+from domain.models import Manager
+from storage import crm
+from storage import messages as outbox
+
+DEFAULT_NOW = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+ADMIN_ID = 100
+OWNER_ID = 200
+LEAD_IDS = (301, 302)
+LEADS_CHAT_ID = -1001
+CRISIS_CHAT_ID = -1002
+ADMIN_CHAT_ID = -1003
+PEOPLE = {ADMIN_ID: "Alina Admin", OWNER_ID: "Oleg Owner", LEAD_IDS[0]: "Lena Lead", LEAD_IDS[1]: "Lev Lead"}
+GROUPS = {
+    LEADS_CHAT_ID: "BikeWerk leads",
+    CRISIS_CHAT_ID: "BikeWerk crisis",
+    ADMIN_CHAT_ID: "BikeWerk admins",
+}
+
+
+@dataclass
+class Harness:
+    tmp_path: Path
+    emulator: BotAPIEmulator
+    clock: ManualClock
+    settings: Settings
+    app: BotApp
+    polling: bool
+    send_limits: SendLimits | None = None
+    simulator: BikeWerkSimulator | None = None
+    simulator_url: str | None = None
+    _apps: list[BotApp] = field(default_factory=list)
+
+    @property
+    def services(self) -> Services:
+        return self.app.services
+
+    async def add_manager(self, manager_id: str, name: str, telegram_id: int, *, capacity: int = 10) -> None:
+        """A manager as the CRM sync would store them, and their Telegram user in the emulator."""
+        self.emulator.add_user(telegram_id, name.split()[0])
+        async with self.services.db.transaction() as conn:
+            record = Manager(id=manager_id, name=name, telegram_id=telegram_id, capacity=capacity)
+            await crm.upsert_managers(conn, [record], self.clock.now())
+
+    async def settle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - the harness API every test uses
+        """Return when every update the emulator has queued was handled by the bot and the sender has
+        delivered every message that is due; raise TimeoutError (with the emulator's report) otherwise."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"settle: not quiet after {timeout}s; {self._state()}")
+            # Wakes on every Bot API call; the short recheck covers the tracker the emulator cannot see.
+            await self.emulator.wait_for(self._updates_handled, timeout=remaining, recheck_every=0.01)
+            await asyncio.wait_for(self.app.sender.flush(), max(deadline - loop.time(), 0.001))
+            if self._updates_handled() and not self.app.sender.busy and not await self._messages_due():
+                return
+
+    def _updates_handled(self) -> bool:
+        taken = not self.polling or not self.emulator.pending_updates
+        return taken and self.app.tracker.in_flight == 0
+
+    async def _messages_due(self) -> bool:
+        return bool(await outbox.chats_with_due_messages(self.services.db, self.clock.now(), limit=1))
+
+    def _state(self) -> str:
+        return (
+            f"updates pending in the emulator: {len(self.emulator.pending_updates)}, "
+            f"updates in flight: {self.app.tracker.in_flight}, sender busy: {self.app.sender.busy}"
+        )
+
+    async def restart(self, **start_kwargs: Any) -> BotApp:
+        """Stop the bot; start a new BotApp on the same database, emulator and clock (a process restart)."""
+        await self.app.stop()
+        self.app = await _start_app(
+            self.settings, self.clock, self.send_limits, polling=self.polling, **start_kwargs
+        )
+        self._apps.append(self.app)
+        return self.app
+
+    async def stop(self) -> None:
+        for app in self._apps:
+            await app.stop()
+        if self.simulator is not None:
+            await self.simulator.stop()
+        await self.emulator.stop()
+
+
+async def _start_app(
+    settings: Settings, clock: ManualClock, send_limits: SendLimits | None, *, polling: bool, **kwargs: Any
+) -> BotApp:
+    app = BotApp(
+        settings, clock=clock, send_limits=send_limits, session_timeout=10.0, stop_grace=1.0, **kwargs
+    )
+    await app.start(polling=polling, scheduler=False)
+    return app
+
+
+async def start_harness(
+    tmp_path: Path,
+    *,
+    now: datetime | None = None,
+    simulator: bool = False,
+    polling: bool = True,
+    rate_limits: RateLimits | None = None,
+    send_limits: SendLimits | None = None,
+    **settings_overrides: Any,
+) -> Harness:
+    """Start the emulator (and the simulator), then the real bot against them.
+
+    Settings keys are the environment names (`TIMEZONE="UTC"`, `WEBHOOK_URL=...`); `rate_limits` sets the
+    emulator's flood limits, `send_limits` the sender's.
+    """
+    clock = ManualClock(now or DEFAULT_NOW)
+    emulator = BotAPIEmulator(rate_limits=rate_limits)
+    api_url = await emulator.start()
+    for user_id, name in PEOPLE.items():
+        emulator.add_user(user_id, name.split()[0], language_code="ru")
+    for chat_id, title in GROUPS.items():
+        emulator.add_group(chat_id, title)
+    sim: BikeWerkSimulator | None = None
+    sim_url: str | None = None
+    try:
+        if simulator:
+            sim = BikeWerkSimulator(seed=1, orders=0, managers=0, clock=clock)
+            sim_url = await sim.start()
+        values: dict[str, Any] = {
+            "_env_file": None,  # a developer's .env must not leak into tests
+            "BOT_TOKEN": emulator.token,
+            "TELEGRAM_API_URL": api_url,
+            "DATABASE_PATH": tmp_path / "bot.db",
+            "ARTIFACTS_DIR": tmp_path / "artifacts",
+            "ADMIN_IDS": str(ADMIN_ID),
+            "OWNER_ID": OWNER_ID,
+            "LEAD_IDS": ",".join(map(str, LEAD_IDS)),
+            "LEADS_CHAT_ID": LEADS_CHAT_ID,
+            "CRISIS_CHAT_ID": CRISIS_CHAT_ID,
+            "ADMIN_CHAT_ID": ADMIN_CHAT_ID,
+            "BIKEWERK_API_URL": sim_url or "http://127.0.0.1:9",
+            "TIMEZONE": "Europe/Berlin",
+            "DEFAULT_LANGUAGE": "ru",
+            "POLICY_FILE": None,
+            "WEBHOOK_URL": None,
+            "WEBHOOK_SECRET": None,
+        }
+        values.update(settings_overrides)
+        settings = load_settings(**values)
+        app = await _start_app(settings, clock, send_limits, polling=polling)
+    except BaseException:
+        if sim is not None:
+            await sim.stop()
+        await emulator.stop()
+        raise
+    return Harness(
+        tmp_path=tmp_path,
+        emulator=emulator,
+        clock=clock,
+        settings=settings,
+        app=app,
+        polling=polling,
+        send_limits=send_limits,
+        simulator=sim,
+        simulator_url=sim_url,
+        _apps=[app],
+    )

@@ -1,0 +1,265 @@
+"""End to end against the Bot API emulator: the real bot process (BotApp: dispatcher, middlewares, sender)
+on a ManualClock. A breach pings the leads chat with buttons, Acknowledge edits the ping, /decide approves and
+rejects what waits for a human decision, the postmortem dialogue, and every refusal answered in one line with
+nothing changed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_sla import ADMIN, CRISIS_CHAT, LEAD, LEADS_CHAT, MANAGER_TG, OWNER, World, local
+
+from agents.signals import request_approval
+from agents.sla import sweep
+from bot.app import BotApp
+from bot.clock import ManualClock
+from bot.config import load_settings
+from bot.emulator import BotAPIEmulator, BotMessage, RateLimits
+from bot.sender import SendLimits
+from domain.statuses import Status
+
+WAIT = 10.0
+
+
+class Harness:
+    def __init__(self, emulator: BotAPIEmulator, app: BotApp, world: World) -> None:
+        self.tg = emulator
+        self.app = app
+        self.world = world
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        await self.tg.wait_for(predicate, WAIT, recheck_every=0.05)
+
+    def latest(self, chat_id: int, needle: str) -> BotMessage | None:
+        return next((m for m in reversed(self.tg.transcript(chat_id)) if needle in (m.text or "")), None)
+
+    async def shown(self, chat_id: int, needle: str) -> BotMessage:
+        """Wait until the chat shows a bot message containing `needle`."""
+        await self.until(lambda: self.latest(chat_id, needle) is not None)
+        found = self.latest(chat_id, needle)
+        assert found is not None
+        return found
+
+    async def say(self, user_id: int, text: str, chat_id: int | None = None) -> str:
+        """The user writes `text`; returns the bot's reply in that chat."""
+        chat = user_id if chat_id is None else chat_id
+        before = len(self.tg.transcript(chat))
+        self.tg.send_text(user_id, text, chat_id=chat_id)
+        await self.until(lambda: len(self.tg.transcript(chat)) > before)
+        return self.tg.transcript(chat)[before].text or ""
+
+    async def press(self, user_id: int, chat_id: int, button: str) -> dict[str, Any]:
+        return await self.answer_of(self.tg.press(user_id, chat_id, button))
+
+    async def press_data(self, user_id: int, chat_id: int, message_id: int, data: str) -> dict[str, Any]:
+        return await self.answer_of(self.tg.press_button(user_id, chat_id, message_id, data))
+
+    async def answer_of(self, query_id: str) -> dict[str, Any]:
+        await self.until(lambda: query_id in self.tg.callback_answers)
+        return self.tg.callback_answers[query_id]
+
+    async def sweep_at(self, at: Any) -> None:
+        self.world.clock.set(at)
+        await sweep(self.app.services, at)
+
+
+@asynccontextmanager
+async def running_bot(tmp_path: Path, *, unlimited: bool = False) -> AsyncIterator[Harness]:
+    """The bot process against a fresh emulator; `unlimited` lifts flood limits (for many quick inputs)."""
+    emulator = BotAPIEmulator(rate_limits=RateLimits(enabled=False) if unlimited else None)
+    await emulator.start()
+    for user_id, name in ((LEAD, "Lena"), (ADMIN, "Adam"), (OWNER, "Olga"), (MANAGER_TG, "Max")):
+        emulator.add_user(user_id, name)
+    emulator.add_group(LEADS_CHAT, "Leads")
+    emulator.add_group(CRISIS_CHAT, "Crisis")
+    settings = load_settings(
+        BOT_TOKEN=emulator.token,
+        TELEGRAM_API_URL=emulator.base_url,
+        DATABASE_PATH=tmp_path / "bot.db",
+        ARTIFACTS_DIR=tmp_path / "artifacts",
+        LEADS_CHAT_ID=LEADS_CHAT,
+        CRISIS_CHAT_ID=CRISIS_CHAT,
+        OWNER_ID=OWNER,
+        LEAD_IDS=str(LEAD),
+        ADMIN_IDS=str(ADMIN),
+        TIMEZONE="Europe/Berlin",
+        DEFAULT_LANGUAGE="en",
+    )
+    clock = ManualClock(local(2, 10))
+    limits = SendLimits(global_per_s=10_000, private_per_s=10_000, group_per_min=10_000, private_burst=10_000)
+    app = BotApp(settings, clock=clock, session_timeout=5.0, send_limits=limits if unlimited else None)
+    await app.start(scheduler=False)
+    try:
+        world = World(app.services, clock)
+        await world.add_manager()
+        harness = Harness(emulator, app, world)
+        # Everyone has written to the bot once (so it knows their names), as people do on their first day.
+        for user_id in (LEAD, ADMIN, OWNER, MANAGER_TG):
+            await harness.say(user_id, "/start")
+        yield harness
+    finally:
+        await app.stop()
+        await emulator.stop()
+
+
+@pytest.fixture
+async def h(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running_bot(tmp_path, unlimited=True) as harness:
+        yield harness
+
+
+async def breach(h: Harness, order_id: str = "O1") -> BotMessage:
+    """An order waits for acceptance past its 15 minutes: the leads chat gets the breach ping."""
+    await h.world.add_order(order_id, Status.PENDING_MANAGER, local(2, 10), "M1")
+    await h.sweep_at(local(2, 10, 15))
+    return await h.shown(LEADS_CHAT, f"Order {order_id}")
+
+
+async def test_a_breach_pings_the_leads_chat_and_acknowledge_edits_the_ping(h: Harness) -> None:
+    ping = await breach(h)
+    assert "SLA breach" in (ping.text or "") and "HIGH" in (ping.text or "")
+    labels = [text for text, _ in ping.buttons]
+    for wanted in ("Acknowledge", "Resolve", "Snooze 1 h", "Snooze 4 h", "Reassign"):
+        assert any(wanted in label for label in labels), labels
+
+    answer = await h.press(LEAD, LEADS_CHAT, "Acknowledge")
+    assert "acknowledged" in answer["text"]
+    await h.until(lambda: "Acknowledged by Lena" in (h.tg.transcript(LEADS_CHAT)[-1].text or ""))
+    edited = h.tg.transcript(LEADS_CHAT)[-1]
+    assert edited.message_id == ping.message_id and edited.edits == 1
+    assert not any("Acknowledge" in text for text, _ in edited.buttons)
+    assert h.tg.unanswered_callbacks() == []
+
+
+async def test_decide_approves_and_rejects_what_waits_for_an_admin(h: Harness) -> None:
+    world = h.world
+    async with world.db.transaction() as conn:
+        cancel, _ = await request_approval(
+            conn,
+            action="cancel",
+            reason="client withdrew",
+            now=world.now,
+            settings=h.app.services.settings,
+            order_id="O7",
+            requested_by=str(MANAGER_TG),
+        )
+        refund, _ = await request_approval(
+            conn,
+            action="compensation",
+            reason="scratched frame",
+            now=world.now,
+            settings=h.app.services.settings,
+            order_id="O8",
+        )
+    h.app.services.wake_sender()
+    ping = await h.shown(LEADS_CHAT, "cancel the order")
+    assert {"✅ Approve", "⛔ Reject"} <= {text for text, _ in ping.buttons}
+
+    assert (
+        await h.say(LEAD, f"/decide {cancel} approve")
+        == f"Only an admin or the owner can approve or reject signal #{cancel}."
+    )
+    assert (
+        await h.say(ADMIN, f"/decide {cancel} approve the client confirmed") == f"Signal #{cancel}: approved."
+    )
+    await h.until(lambda: "Resolved by Adam" in (h.latest(LEADS_CHAT, "cancel the order").text or ""))  # type: ignore[union-attr]
+    await h.shown(MANAGER_TG, "was resolved by Adam")  # the manager who asked hears the outcome
+
+    assert await h.say(ADMIN, f"/decide {refund} reject no evidence") == f"Signal #{refund}: rejected."
+    decisions = {d["action"]: d for d in await world.decisions()}
+    assert decisions["cancel"]["state"] == "approved" and decisions["compensation"]["state"] == "rejected"
+    assert decisions["reject"]["reason"] == "no evidence"
+    assert (
+        await h.say(ADMIN, f"/decide {refund} approve")
+        == f"Signal #{refund} is already resolved; nothing changed."
+    )
+
+
+async def test_resolving_a_high_signal_runs_the_postmortem_dialogue(h: Harness) -> None:
+    await breach(h)
+    answer = await h.press(LEAD, LEADS_CHAT, "Resolve")
+    assert "resolved" in answer["text"] and "postmortem" in answer["text"]
+    question = await h.shown(LEAD, "what was the cause?")
+    assert "1/4" in (question.text or "")
+    assert "2/4" in await h.say(LEAD, "Max was on a call with a seller")
+    assert "3/4" in await h.say(LEAD, "Lena accepted it herself")
+    assert "4/4" in await h.say(LEAD, "client waited 20 minutes")
+    assert "is saved" in await h.say(LEAD, "second manager on shift at lunch")
+    listing = await h.say(LEAD, "/postmortems")
+    assert "Cause: Max was on a call with a seller" in listing and "Prevention: second manager" in listing
+
+
+async def test_signals_signal_log_and_managers_show_the_state(h: Harness) -> None:
+    await breach(h, "O1")
+    await breach(h, "O2")
+    listing = await h.say(LEAD, "/signals high")
+    assert "Open signals (high): 2" in listing and "order O1" in listing and "order O2" in listing
+    assert await h.say(LEAD, "/signals low") == "No open signals (low)."
+    assert "Open signals (order O2): 1" in await h.say(ADMIN, "/signals order O2")
+    details = await h.say(LEAD, "/signal 1")
+    assert "SLA breach · #1" in details and "Decisions" in details
+    assert "remind" not in details  # the breach was found at once: no reminder was sent
+    assert await h.say(ADMIN, "/log") == "The decision log is empty."
+    assert await h.say(LEAD, "/decide 1 ack calling Max") == "Signal #1 acknowledged: it is yours now."
+    log = await h.say(ADMIN, "/log")
+    assert "Decision log: 1" in log and "ack #1 order O1 · Lena: calling Max" in log
+    managers = await h.say(OWNER, "/managers")
+    assert "Manager M1 (M1)" in managers and "2/10" in managers
+
+
+async def test_every_refusal_gets_one_line_and_changes_nothing(h: Harness) -> None:
+    ping = await breach(h)
+    world = h.world
+    before = await world.snapshot()
+    refusals = {
+        (ADMIN, "/decide"): "Which signal? Use: /decide ID ACTION [comment], e.g. /decide 12 ack.",
+        (ADMIN, "/decide abc ack"): "“abc” is not a signal id.",
+        (ADMIN, "/decide 1"): "What should happen?",
+        (ADMIN, "/decide 1 frobnicate"): "Unknown action “frobnicate”.",
+        (ADMIN, "/decide 1 reassign"): "Reassign to whom?",
+        (ADMIN, "/decide 1 reassign M;1"): "“M;1” is not a manager id.",
+        (ADMIN, "/decide 1 reassign NOBODY"): "There is no manager “NOBODY”.",
+        (ADMIN, "/decide 999 ack"): "There is no signal #999.",
+        (ADMIN, "/decide 1 approve"): "Signal #1 needs no approval",
+        (ADMIN, "/decide 1 ack " + "x" * 600): "The comment is too long (600 characters)",
+        (LEAD, "/decide 1 approve"): "Only an admin or the owner can approve or reject signal #1.",
+        (MANAGER_TG, "/decide 1 ack"): "You cannot do this with signal #1",
+        (MANAGER_TG, "/signals"): "Only leads, admins and the owner can use /signals.",
+        (MANAGER_TG, "/log"): "Only leads, admins and the owner can use /log.",
+        (MANAGER_TG, "/managers"): "Only leads, admins and the owner can use /managers.",
+        (MANAGER_TG, "/postmortems"): "Only leads, admins and the owner can use /postmortems.",
+        (MANAGER_TG, "/signal 1"): "Only leads, admins and the owner can use /signal.",
+        (ADMIN, "/signals urgent"): "Unknown filter “urgent”.",
+        (ADMIN, "/signals order"): "“” is not an order id.",
+        (ADMIN, "/signal"): "Which signal? Use: /signal ID",
+        (ADMIN, "/signal x1"): "“x1” is not a signal id.",
+        (ADMIN, "/signal 42"): "There is no signal #42.",
+    }
+    for (user, text), expected in refusals.items():
+        reply = await h.say(user, text)
+        assert expected in reply, (text, reply)
+        assert "\n" not in reply, (text, reply)
+    # Buttons: a forged press, a manager pressing the leads' button, an approval button on a plain signal.
+    forged = await h.press_data(LEAD, LEADS_CHAT, ping.message_id, "sg:1:zz:")
+    assert forged["show_alert"] and "not valid" in forged["text"]
+    foreign = await h.press(MANAGER_TG, LEADS_CHAT, "Acknowledge")
+    assert foreign["show_alert"] and "You cannot do this with signal #1" in foreign["text"]
+    no_decision = await h.press_data(ADMIN, LEADS_CHAT, ping.message_id, "sg:1:ap:")
+    assert no_decision["show_alert"] and "needs no approval" in no_decision["text"]
+    stale_page = await h.press_data(LEAD, LEADS_CHAT, ping.message_id, "sgl:-1:::")
+    assert stale_page["show_alert"]
+    assert h.tg.unanswered_callbacks() == []
+    assert await world.snapshot() == before
+
+    # A resolved signal refuses further actions.
+    assert await h.say(LEAD, "/decide 1 resolve done") == "Signal #1 resolved. " + (
+        "The postmortem questions are waiting in your private chat with the bot."
+    )
+    h.tg.send_text(
+        LEAD, "/decide 1 ack"
+    )  # the postmortem question may arrive in between: wait for the answer
+    await h.shown(LEAD, "Signal #1 is already resolved; nothing changed.")

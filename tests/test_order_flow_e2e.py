@@ -1,0 +1,334 @@
+"""The order flow end to end: the real bot (BotApp) against the Bot API emulator and the BikeWerk simulator,
+both over HTTP, on a ManualClock. An order created in the CRM is synced, offered to the least-loaded manager
+on shift, accepted from the card and moved through every status to delivered, with the CRM receiving each
+write once; an unanswered offer and a declined one go to the next manager; the checklist is filled with photos
+and refused until complete; a restart in the middle of the checklist resumes where it was; double taps and
+two managers racing end with one accepted assignment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from harness import Harness, start_harness
+
+from bikewerk.outbox import CrmOutboxWorker
+from bikewerk.sync import Syncer
+from bot.emulator import BotAPIEmulator, BotMessage, RateLimits
+from bot.sender import SendLimits
+from domain.checklist import ITEMS
+from scheduler.jobs import dispatch_tick, sync_bikewerk
+from storage.people import set_language
+
+ANNA, BORIS, VERA = 1001, 1002, 1003
+UNLIMITED = SendLimits(global_per_s=10_000, private_per_s=10_000, group_per_min=10_000, private_burst=10_000)
+
+
+@dataclass
+class World:
+    h: Harness
+    syncer: Syncer
+
+    @property
+    def tg(self) -> BotAPIEmulator:
+        return self.h.emulator
+
+    async def sync(self) -> None:
+        """The scheduler's sync job: sync, then offer new orders and refresh cards of changed ones."""
+        await sync_bikewerk(self.syncer, self.h.services)
+        await self.h.settle()
+
+    async def crm_order(self) -> str:
+        """An order created in the CRM through the simulator's HTTP control side."""
+        assert self.h.simulator_url is not None
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.h.simulator_url}/sim/orders", json={}) as r,
+        ):
+            assert r.status == 201
+            return str((await r.json())["id"])
+
+    async def press(self, user_id: int, button: str) -> str:
+        """The user presses a button in their private chat; returns the bot's answer to the press."""
+        return await self.answer_of(self.tg.press(user_id, user_id, button))
+
+    async def press_data(self, user_id: int, message_id: int, data: str) -> str:
+        return await self.answer_of(self.tg.press_button(user_id, user_id, message_id, data))
+
+    async def answer_of(self, query_id: str) -> str:
+        await self.h.settle()
+        answers = [
+            c for c in self.tg.calls_of("answerCallbackQuery") if c.get("callback_query_id") == query_id
+        ]
+        assert len(answers) == 1, f"callback {query_id} answered {len(answers)} times"
+        return str(answers[0].get("text") or "")
+
+    async def say(self, user_id: int, text: str) -> str:
+        before = len(self.tg.transcript(user_id))
+        self.tg.send_text(user_id, text)
+        await self.h.settle()
+        return "\n".join(m.text or "" for m in self.tg.transcript(user_id)[before:])
+
+    def card(self, user_id: int, order_id: str) -> BotMessage:
+        found = [m for m in self.tg.transcript(user_id) if f"Order {order_id} " in (m.text or "")]
+        assert found, f"no card of order {order_id} in chat {user_id}"
+        return found[0]
+
+    def checklist(self, user_id: int) -> BotMessage:
+        found = [m for m in self.tg.transcript(user_id) if (m.text or "").startswith("Checklist")]
+        assert len(found) == 1, f"expected one checklist message in chat {user_id}, found {len(found)}"
+        return found[0]
+
+    async def crm_writes(self, order_id: str) -> list[dict[str, Any]]:
+        """Deliver the outbox now, then the writes the CRM applied for the order (GET /sim/writes)."""
+        worker = CrmOutboxWorker(self.h.services.db, self.h.app.bikewerk, self.h.clock)
+        while await worker.flush():  # one write per order per flush: the CRM sees them in order
+            pass
+        assert self.h.simulator_url is not None
+        async with aiohttp.ClientSession() as http, http.get(f"{self.h.simulator_url}/sim/writes") as r:
+            items = (await r.json())["items"]
+        return [w for w in items if w["order_id"] == order_id and w["applied"]]
+
+
+async def add_crm_manager(world: World, manager_id: str, telegram_id: int) -> None:
+    assert world.h.simulator is not None
+    world.h.simulator.upsert_manager(
+        {
+            "id": manager_id,
+            "name": f"Manager {manager_id}",
+            "telegram_id": telegram_id,
+            "active": True,
+            "capacity": 10,
+            "timezone": "Europe/Berlin",
+        }
+    )
+    world.tg.add_user(telegram_id, f"Manager{telegram_id}", language_code="en")
+    async with world.h.services.db.transaction() as conn:
+        await set_language(conn, telegram_id=telegram_id, lang="en", now=world.h.clock.now())
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    h = await start_harness(
+        tmp_path, simulator=True, rate_limits=RateLimits(enabled=False), send_limits=UNLIMITED
+    )
+    services = h.services
+    syncer = Syncer(
+        services.db,
+        h.app.bikewerk,
+        services.policy,
+        services.calendar,
+        h.clock,
+        settings=services.settings,
+        wake_sender=services.wake_sender,
+    )
+    w = World(h, syncer)
+    for manager_id, telegram_id in (("anna", ANNA), ("boris", BORIS), ("vera", VERA)):
+        await add_crm_manager(w, manager_id, telegram_id)
+    await w.sync()
+    try:
+        yield w
+    finally:
+        await h.stop()
+
+
+async def offered_order(world: World) -> str:
+    """A new CRM order after the first sync: Anna, Boris and Vera are free, so Anna (first by id) gets it."""
+    order_id = await world.crm_order()
+    await world.sync()
+    assert "Accept" in (world.card(ANNA, order_id).text or "")
+    return order_id
+
+
+async def test_an_order_from_the_crm_goes_through_every_status_to_delivered(world: World) -> None:
+    assert world.h.simulator is not None
+    # Anna carries an inspection already; Vera has said she is off shift: Boris is the one to get it.
+    busy = world.h.simulator.create_order()["id"]
+    world.h.simulator.change_status(busy, "inspection", manager_id="anna")
+    assert "off shift" in await world.say(VERA, "/shift off")
+    order_id = await world.crm_order()
+
+    await world.sync()
+
+    card = world.card(BORIS, order_id)
+    assert "Accept by 23.11 09:10" in (card.text or "")
+    assert [text for text, _ in card.buttons] == ["✅ Accept", "✖ Decline"]
+    assert not [
+        m for m in world.tg.transcript(ANNA) + world.tg.transcript(VERA) if order_id in (m.text or "")
+    ]
+
+    assert "is yours" in await world.press(BORIS, "Accept")
+    card = world.card(BORIS, order_id)
+    assert "Accepted" in (card.text or "") and [t for t, _ in card.buttons] == [
+        "🔍 Start inspection",
+        "Cancel the order",
+    ]
+    assert "Inspection" in await world.press(BORIS, "Start inspection")
+    await world.press(BORIS, "Open checklist")
+    for item in ITEMS:
+        page = world.checklist(BORIS)
+        if f"✅ {item}" not in [t for t, _ in page.buttons]:
+            await world.press(BORIS, "Next »")
+        await world.press(BORIS, f"✅ {item}")
+        if item in (1, 28):
+            await world.press(BORIS, f"📎 {item}")
+            world.tg.send_photo(BORIS, f"photo of item {item}".encode())
+            await world.h.settle()
+    assert "now waits for the client" in await world.press(BORIS, "Submit")
+    await world.press(BORIS, "Client answered yes")
+    await world.press(BORIS, "Shipped")
+    assert "tracking number" in (world.card(BORIS, order_id).text or "")
+    assert "in transit" in await world.say(BORIS, "1Z999AA10123456784")
+    assert "Delivered" in await world.press(BORIS, "Delivered")
+
+    card = world.card(BORIS, order_id)
+    assert "Delivered" in (card.text or "") and "1Z999AA10123456784" in (card.text or "") and not card.buttons
+    assert world.tg.unanswered_callbacks() == []
+    writes = await world.crm_writes(order_id)
+    assert [(w["kind"], w["payload"].get("status") or w["payload"]["manager_id"]) for w in writes] == [
+        ("assign", "boris"),
+        ("status", "accepted"),
+        ("status", "inspection"),
+        ("status", "awaiting_client"),
+        ("status", "ready_for_shipment"),
+        ("status", "in_transit"),
+        ("status", "delivered"),
+    ]
+    assert len({w["idempotency_key"] for w in writes}) == len(writes)  # each applied once
+    assert writes[5]["payload"]["tracking_number"] == "1Z999AA10123456784"
+    await world.sync()  # the CRM's echo of our own changes changes nothing
+    assert [w["idempotency_key"] for w in await world.crm_writes(order_id)] == [
+        w["idempotency_key"] for w in writes
+    ]
+
+
+async def test_an_accept_timeout_hands_the_order_to_the_next_manager(world: World) -> None:
+    order_id = await offered_order(world)
+    offer = world.card(ANNA, order_id)
+    world.h.clock.advance(timedelta(minutes=10))
+
+    await dispatch_tick(world.h.services)
+    await world.h.settle()
+
+    expired = world.card(ANNA, order_id)
+    assert "Not accepted by 23.11 09:10" in (expired.text or "") and not expired.buttons
+    assert [t for t, _ in world.card(BORIS, order_id).buttons] == ["✅ Accept", "✖ Decline"]
+    # Anna's late tap on the old card changes nothing.
+    assert "no longer open" in await world.press_data(
+        ANNA, offer.message_id, dict(offer.buttons)["✅ Accept"]
+    )
+    misses = await world.h.services.db.fetchall("SELECT id, misses FROM managers ORDER BY id")
+    assert [tuple(r) for r in misses] == [("anna", 1), ("boris", 0), ("vera", 0)]
+
+
+async def test_a_decline_asks_why_and_reassigns_at_once(world: World) -> None:
+    order_id = await offered_order(world)
+
+    await world.press(ANNA, "Decline")
+    assert [t for t, _ in world.card(ANNA, order_id).buttons] == [
+        "Too many orders right now",
+        "Not available (off shift, away)",
+        "Not my brand or bike type",
+        "Other reason",
+        "« Back",
+    ]
+    assert "another manager" in await world.press(ANNA, "Not my brand")
+
+    assert "You declined this order: Not my brand or bike type." in (world.card(ANNA, order_id).text or "")
+    assert [t for t, _ in world.card(BORIS, order_id).buttons] == ["✅ Accept", "✖ Decline"]
+
+
+async def test_double_taps_forged_presses_and_two_managers_racing_end_with_one_accepted(world: World) -> None:
+    first = await offered_order(world)
+    card = world.card(ANNA, first)
+    accept = dict(card.buttons)["✅ Accept"]
+    await world.say(BORIS, "/my")  # a message of the bot in Boris's chat, to forge Anna's button under
+    forged_under = world.tg.transcript(BORIS)[-1].message_id
+    # Anna taps three times before the bot answers; Boris sends her button's data from his own chat.
+    taps = [world.tg.press_button(ANNA, ANNA, card.message_id, accept) for _ in range(3)]
+    forged = world.tg.press_button(BORIS, BORIS, forged_under, accept)
+    await world.h.settle()
+
+    assert sorted([await world.answer_of(q) for q in taps]) == sorted(
+        [f"Accepted: order {first} is yours.", *[f"You have already accepted order {first}."] * 2]
+    )
+    assert await world.answer_of(forged) == "This offer is not for you."
+    assert "already accepted" in await world.press_data(ANNA, card.message_id, accept)  # a replay, later
+
+    # A second order goes to Boris, who misses it; Vera gets it. Boris's late tap races Vera's double tap.
+    second = await world.crm_order()
+    await world.sync()
+    stale = world.card(BORIS, second)
+    world.h.clock.advance(timedelta(minutes=10))
+    await dispatch_tick(world.h.services)
+    await world.h.settle()
+    fresh = world.card(VERA, second)
+    late = world.tg.press_button(BORIS, BORIS, stale.message_id, dict(stale.buttons)["✅ Accept"])
+    race = [
+        world.tg.press_button(VERA, VERA, fresh.message_id, dict(fresh.buttons)["✅ Accept"])
+        for _ in range(2)
+    ]
+    await world.h.settle()
+
+    assert await world.answer_of(late) == "This offer is no longer open."
+    assert sorted([await world.answer_of(q) for q in race]) == sorted(
+        [f"Accepted: order {second} is yours.", f"You have already accepted order {second}."]
+    )
+    rows = await world.h.services.db.fetchall(
+        "SELECT order_id, manager_id, state FROM ai_assignments ORDER BY id"
+    )
+    assert [tuple(r) for r in rows] == [
+        (first, "anna", "accepted"),
+        (second, "boris", "expired"),
+        (second, "vera", "accepted"),
+    ]
+    for order_id in (first, second):
+        writes = await world.crm_writes(order_id)
+        assert [w["payload"].get("status") for w in writes if w["kind"] == "status"] == ["accepted"]
+    assert world.tg.unanswered_callbacks() == []
+
+
+async def test_the_checklist_refuses_submit_until_complete_and_resumes_after_a_restart(world: World) -> None:
+    order_id = await offered_order(world)
+    await world.press(ANNA, "Accept")
+    await world.press(ANNA, "Start inspection")
+    await world.press(ANNA, "Open checklist")
+    await world.press(ANNA, "✅ 1")
+    await world.press(ANNA, "📎 1")
+    world.tg.send_photo(ANNA, b"\xff\xd8 serial number plate")
+    await world.h.settle()
+    assert "Attached to item 1" in (world.tg.transcript(ANNA)[-1].text or "")
+    await world.press(ANNA, "Next »")
+    await world.press(ANNA, "❌ 4")  # a crack in the frame
+
+    refused = await world.press(ANNA, "Submit")
+
+    assert "missing" in refused
+    shown = world.checklist(ANNA).text or ""
+    assert (
+        "Not ready to submit" in shown
+        and "2: not answered" in shown
+        and "4: a failed item needs a note" in shown
+    )
+    leads = world.tg.transcript(-1001)
+    assert any("Severe defect" in (m.text or "") and order_id in (m.text or "") for m in leads)
+    saved = list((world.h.settings.artifacts_dir).rglob("01-*.jpg"))
+    assert len(saved) == 1 and saved[0].read_bytes() == b"\xff\xd8 serial number plate"
+
+    # The bot restarts in the middle; the manager goes on where they were.
+    before = world.checklist(ANNA)
+    await world.h.restart()
+    await world.press(ANNA, "📎 4")
+    assert "Note saved for item 4" in await world.say(ANNA, "frame has a crack at the BB")
+    after = world.checklist(ANNA)
+    assert after.message_id == before.message_id and "page 2/9: Frame & fork" in (after.text or "")
+    assert "📝 frame has a crack at the BB" in (after.text or "")
+    assert "Answered 2/28" in (after.text or "")
+    details = await world.say(ANNA, f"/order {order_id}")
+    assert "2/28 answered" in details and "anna: accepted" in details
