@@ -1,9 +1,9 @@
 """Dispatch (SPEC §3): who gets each new order, and making sure someone accepts it in time.
 
 - `dispatch_pending`: every pending_manager order without a live offer goes to the eligible manager with the
-  lowest weighted load (domain.dispatch); the offer stores every candidate with its score, goes to the CRM
-  through the outbox and reaches the manager as a card with Accept / Decline. No candidate:
-  `order.unassigned` for the leads, once per order.
+  lowest weighted load (domain.dispatch); every candidate's score is kept with the offer (the pass's snapshot
+  and the pick number, storage/assignments.py), the assignment goes to the CRM through the outbox and the
+  manager gets a card with Accept / Decline. No candidate: `order.unassigned` for the leads, once per order.
 - `expire_offers`: offers unanswered after the acceptance timeout (working minutes) expire, count a miss on
   the manager, are logged as automatic decisions, and the order goes to the next candidate.
 - `accept_offer` / `decline_offer`: the manager's answer. Exactly one accepted assignment per order: every
@@ -16,7 +16,6 @@ every minute.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,7 +47,6 @@ _NOBODY: frozenset[str] = frozenset()
 # Offers written per batch inside the pass's transaction: bounds what a pass over a backlog holds in memory.
 _BATCH = 1000
 PICK_REASON = "lowest_load"  # ties go to the manager assigned longest ago (domain.dispatch)
-NO_TELEGRAM = "no_telegram"
 MAX_CAPACITY = 500
 
 
@@ -57,9 +55,8 @@ class DispatchReport:
     offered: dict[str, str] = field(default_factory=dict)  # order id -> manager id
     unassigned: list[str] = field(default_factory=list)  # orders no manager could take now
     signals: int = 0  # order.unassigned signals raised by this pass
-    expired: list[tuple[str, str]] = field(
-        default_factory=list
-    )  # (order id, manager id) offers that timed out
+    # (order id, manager id) of the offers that timed out (dispatch_tick)
+    expired: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _snapshots(
@@ -98,131 +95,149 @@ async def dispatch_pending(services: Services) -> DispatchReport:
 
 
 async def _dispatch(conn: aiosqlite.Connection, services: Services, now: datetime) -> DispatchReport:
-    report = DispatchReport()
-    pending = await order_store.pending_without_offer(conn)
-    if not pending:
-        return report
+    """The pass streams through the backlog a batch at a time: read, pick, write. One transaction holds it
+    all, and each batch is one statement per table, so a backlog of thousands stays a short transaction."""
+    batch = await order_store.pending_without_offer(conn, limit=_BATCH)
+    if not batch:
+        return DispatchReport()
     managers = await store.dispatch_managers(conn)
-    snapshots = _snapshots(
-        managers, await order_store.open_orders_by_manager(conn), services.calendar.is_working(now)
+    loads = await order_store.open_orders_by_manager(conn)
+    dispatch = _Pass(
+        conn=conn,
+        services=services,
+        now=now,
+        snapshots=_snapshots(managers, loads, services.calendar.is_working(now)),
+        chats={m.id: m.telegram_id for m in managers if m.telegram_id is not None},
+        refused=await store.refusals_of_pending(conn),
+        waiting=await store.waiting_orders(conn),
     )
-    refused = await store.refusals_of_pending(conn)
-    unreachable = {m.id for m in managers if m.telegram_id is None}
-    board = DispatchBoard(snapshots, services.policy.load_weights)
-    expires_at = accept_deadline(now, services.policy, services.calendar)
-    pass_id: int | None = None
-    picked: list[str] = []  # the manager of each offer of the pass, in order
-    waiting_for_manager: list[Order] = []
-    for start in range(0, len(pending), _BATCH):
-        first_id = await store.next_assignment_id(conn)
+    while batch:
+        await dispatch.offer(batch)
+        batch = await order_store.pending_without_offer(conn, after=batch[-1], limit=_BATCH)
+    return await dispatch.finish()
+
+
+class _Pass:
+    """One dispatch pass: the board of every manager, and what the pass decided so far."""
+
+    def __init__(
+        self,
+        *,
+        conn: aiosqlite.Connection,
+        services: Services,
+        now: datetime,
+        snapshots: list[ManagerSnapshot],
+        chats: dict[str, int],
+        refused: dict[str, set[str]],
+        waiting: set[str],
+    ) -> None:
+        self.conn, self.services, self.now = conn, services, now
+        self.snapshots = snapshots
+        self.chats = chats  # manager -> private chat; a manager without one is never picked
+        self.unreachable = {s.manager_id for s in snapshots} - chats.keys()
+        self.refused = refused  # order -> managers who declined or missed it
+        self.waiting = waiting  # orders that already raised order.unassigned
+        self.board = DispatchBoard(snapshots, services.policy.load_weights)
+        self.expires_at = accept_deadline(now, services.policy, services.calendar)
+        self.pass_id: int | None = None
+        self.picked: list[str] = []  # the manager of each offer of the pass, in order
+        self.languages: dict[int, str] = {}  # chat -> language
+        self.unassigned: list[Order] = []
+        self.report = DispatchReport()
+
+    async def offer(self, batch: Sequence[Order]) -> None:
+        first_id = await store.next_assignment_id(self.conn)
         offers: list[NewOffer] = []
-        for order in pending[start : start + _BATCH]:
-            excluded = refused.get(order.id, _NOBODY)
-            chosen = board.best(excluded | unreachable if unreachable else excluded)
+        for order in batch:
+            excluded = self.refused.get(order.id, _NOBODY)
+            chosen = self.board.best(excluded | self.unreachable if self.unreachable else excluded)
             if chosen is None:
-                waiting_for_manager.append(order)
+                self.unassigned.append(order)
                 continue
-            if pass_id is None:
-                pass_id = await store.insert_pass(
-                    conn,
-                    at=now,
-                    weights=services.policy.load_weights,
-                    managers=snapshots,
-                    unreachable=unreachable,
-                )
-            reference = store.offer_reference(pass_id, len(picked), excluded)
+            reference = store.offer_reference(await self._pass_id(), len(self.picked), excluded)
             offers.append(
                 NewOffer(
                     first_id + len(offers),
                     order.id,
                     chosen.manager_id,
-                    now,
-                    expires_at,
+                    self.now,
+                    self.expires_at,
                     reference,
                     PICK_REASON,
                 )
             )
-            picked.append(chosen.manager_id)
-            board.record_assignment(chosen.manager_id, now)
+            self.picked.append(chosen.manager_id)
+            self.board.record_assignment(chosen.manager_id, self.now)
         if offers:
-            await _write_offers(conn, services, offers, pending[start : start + _BATCH], managers, now)
-            report.offered.update((o.order_id, o.manager_id) for o in offers)
-    if pass_id is not None:
-        await store.set_pass_picks(conn, pass_id, picked)
-    report.unassigned = [o.id for o in waiting_for_manager]
-    report.signals = await _signal_unassigned(conn, services, waiting_for_manager, now)
-    return report
+            await self._write(offers, {o.id: o for o in batch})
+            self.report.offered.update((o.order_id, o.manager_id) for o in offers)
 
+    async def _pass_id(self) -> int:
+        if self.pass_id is None:  # stored at the first offer: a pass that offers nothing leaves no trace
+            self.pass_id = await store.insert_pass(
+                self.conn,
+                at=self.now,
+                weights=self.services.policy.load_weights,
+                managers=self.snapshots,
+                unreachable=self.unreachable,
+            )
+        return self.pass_id
 
-async def _write_offers(
-    conn: aiosqlite.Connection,
-    services: Services,
-    offers: Sequence[NewOffer],
-    orders: Sequence[Order],
-    managers: Sequence[DispatchManager],
-    now: datetime,
-) -> None:
-    """All a pass decided, one statement per table: a backlog of thousands stays one short transaction.
+    async def _write(self, offers: Sequence[NewOffer], orders: dict[str, Order]) -> None:
+        """The batch's offers, the orders' manager, the CRM writes and the cards: one statement each."""
+        conn, now = self.conn, self.now
+        await store.insert_offers(conn, offers)
+        await order_store.set_assigned_managers(conn, [(o.manager_id, o.order_id) for o in offers])
+        await store.stamp_last_assigned(conn, {o.manager_id: now for o in offers}.items())
+        await store.end_waits(conn, [o.order_id for o in offers if o.order_id in self.waiting])
+        assigns = [
+            CrmWrite("assign", o.order_id, {"manager_id": o.manager_id}, f"assign:{o.id}") for o in offers
+        ]
+        await enqueue_crm_writes(conn, assigns, now)
+        await put_messages(conn, await self._cards(offers, orders), now=now)
 
-    The statements run on the database's thread while this one renders the cards (its queue keeps the order).
-    """
-    chats = {m.id: m.telegram_id for m in managers if m.telegram_id is not None}  # nobody else is picked
-    default = services.settings.default_language
-    languages = {
-        chat: await chat_language(conn, chat, default) for chat in {chats[o.manager_id] for o in offers}
-    }
-    stored = asyncio.gather(
-        store.insert_offers(conn, offers),
-        order_store.set_assigned_managers(conn, ((o.manager_id, o.order_id) for o in offers)),
-        store.stamp_last_assigned(conn, {o.manager_id: now for o in offers}.items()),
-        store.end_waits(conn, (o.order_id for o in offers)),
-        enqueue_crm_writes(
-            conn,
-            (CrmWrite("assign", o.order_id, {"manager_id": o.manager_id}, f"assign:{o.id}") for o in offers),
-            now,
-        ),
-    )
-    await asyncio.sleep(0)  # every statement is queued now
-    by_id = {o.id: o for o in orders}
-    try:
+    async def _cards(self, offers: Sequence[NewOffer], orders: dict[str, Order]) -> list[TextMessage]:
+        for chat in {self.chats[o.manager_id] for o in offers} - self.languages.keys():
+            self.languages[chat] = await chat_language(
+                self.conn, chat, self.services.settings.default_language
+            )
         cards = []
-        for lang in set(languages.values()):
+        for lang in {self.languages[self.chats[o.manager_id]] for o in offers}:
             with in_locale(lang):
-                render = OfferCards(services.calendar.tz).render
+                render = OfferCards(self.services.calendar.tz).render
             for offer in offers:
-                chat = chats[offer.manager_id]
-                if languages[chat] == lang:
-                    text, markup = render(by_id[offer.order_id], offer.id, offer.expires_at)
+                chat = self.chats[offer.manager_id]
+                if self.languages[chat] == lang:
+                    text, markup = render(orders[offer.order_id], offer.id, offer.expires_at)
                     cards.append(TextMessage(chat, card_ref(offer.order_id), text, markup))
-    finally:
-        await stored
-    await put_messages(conn, cards, now=now)
+        return cards
 
+    async def finish(self) -> DispatchReport:
+        if self.pass_id is not None:
+            await store.set_pass_picks(self.conn, self.pass_id, self.picked)
+        self.report.unassigned = [o.id for o in self.unassigned]
+        self.report.signals = await self._signal_unassigned()
+        return self.report
 
-async def _signal_unassigned(
-    conn: aiosqlite.Connection, services: Services, orders: Sequence[Order], now: datetime
-) -> int:
-    """`order.unassigned` once per order while it waits (dispatch_waits remembers it across passes)."""
-    if not orders:
-        return 0
-    waiting = await store.waiting_orders(conn)
-    raised = 0
-    for order in orders:
-        if order.id in waiting:
-            continue
-        signal_id = await raise_signal(
-            conn,
-            type="order.unassigned",
-            dedup_key=f"order.unassigned:{order.id}",
-            now=now,
-            order_id=order.id,
-            details={"order_id": order.id, "bike": f"{order.bike_brand} {order.bike_model}".strip()},
-            raised_by="dispatcher",
-            settings=services.settings,
-        )
-        await store.add_wait(conn, order.id, now, signal_id)
-        raised += 1
-    return raised
+    async def _signal_unassigned(self) -> int:
+        """`order.unassigned` once per order while it waits (dispatch_waits remembers it across passes)."""
+        raised = 0
+        for order in self.unassigned:
+            if order.id in self.waiting:
+                continue
+            signal_id = await raise_signal(
+                self.conn,
+                type="order.unassigned",
+                dedup_key=f"order.unassigned:{order.id}",
+                now=self.now,
+                order_id=order.id,
+                details={"order_id": order.id, "bike": f"{order.bike_brand} {order.bike_model}".strip()},
+                raised_by="dispatcher",
+                settings=self.services.settings,
+            )
+            await store.add_wait(self.conn, order.id, self.now, signal_id)
+            raised += 1
+        return raised
 
 
 # --- acceptance control

@@ -123,10 +123,8 @@ async def _run(orders: int, managers: int, seed: int, repeat: int) -> int:
     print(f"  candidates: every manager's snapshot once per pass + {reference:.0f} bytes per offer")
     print(f"  wall time best {best:.3f} s, median {median:.3f} s ({offered / best:,.0f} offers/s at best)")
     ok = best < TARGET_SECONDS and offered == orders
-    print(
-        f"{'PASS' if ok else 'FAIL'}: best {best:.3f} s vs target {TARGET_SECONDS:.1f} s, every order offered: "
-        f"{offered == orders}"
-    )
+    verdict = "PASS" if ok else "FAIL"
+    print(f"{verdict}: best {best:.3f} s vs target {TARGET_SECONDS:.1f} s; all offered: {offered == orders}")
     return 0 if ok else 1
 
 

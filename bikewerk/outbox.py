@@ -145,20 +145,24 @@ class CrmOutboxWorker:
     async def flush(self) -> int:
         """Deliver the writes due now, oldest first; returns how many the CRM acknowledged."""
         async with self._lock:
-            rows = await crm.due_writes(self.db.conn, self.clock.now(), self.batch)
             acknowledged = 0
-            waiting: set[str] = set()  # orders whose write failed in this flush: their later writes wait
-            for row in rows:
-                if row.order_id in waiting:
-                    continue
-                outcome = await self._deliver(row)
-                if outcome == "acked":
-                    acknowledged += 1
-                elif outcome == "unavailable":
-                    break
-                else:
-                    waiting.add(row.order_id)
-            return acknowledged
+            while True:  # an acknowledged write lets the order's next one go: ask again until none moves
+                rows = await crm.due_writes(self.db.conn, self.clock.now(), self.batch)
+                acked_now = 0
+                waiting: set[str] = set()  # orders whose write failed just now: their later writes wait
+                for row in rows:
+                    if row.order_id in waiting:
+                        continue
+                    outcome = await self._deliver(row)
+                    if outcome == "unavailable":
+                        return acknowledged + acked_now
+                    if outcome == "acked":
+                        acked_now += 1
+                    else:
+                        waiting.add(row.order_id)
+                acknowledged += acked_now
+                if not acked_now:
+                    return acknowledged
 
     async def _deliver(self, row: crm.OutboxRow) -> Literal["acked", "retry", "refused", "unavailable"]:
         try:

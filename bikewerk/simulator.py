@@ -185,6 +185,7 @@ class Faults(BaseModel):
     retry_after_s: float | None = Field(default=None, ge=0)  # sent as Retry-After with injected errors
     latency_ms: int = Field(default=0, ge=0, le=60_000)
     timeout_share: float = Field(default=0.0, ge=0, le=1)  # requests that hang (writes: applied, then hang)
+    timeout_next: int = Field(default=0, ge=0)  # the next N requests hang: a deterministic timeout
     timeout_ms: int = Field(default=30_000, ge=0, le=600_000)
     malformed_share: float = Field(default=0.0, ge=0, le=1)  # records served broken (stable per record)
     drift: bool = (
@@ -637,7 +638,8 @@ class BikeWerkSimulator:
             self.stats.injected["error"] += 1
             headers = {} if faults.retry_after_s is None else {"Retry-After": f"{faults.retry_after_s:g}"}
             return _error(faults.error_status, "injected failure", headers)
-        if faults.timeout_share and self._fault_rng.random() < faults.timeout_share:
+        if faults.timeout_next or (faults.timeout_share and self._fault_rng.random() < faults.timeout_share):
+            faults.timeout_next = max(0, faults.timeout_next - 1)
             self.stats.injected["timeout"] += 1
             # A write is applied before the answer is lost: the client must retry it under the same key.
             response = await handler(request) if request.method == "POST" else None

@@ -86,6 +86,7 @@ class SyncProgress:
     pages: int
     records: int  # records received in this stage so far
     seconds: float  # since the stage started
+    done: bool = False  # the stage's last report
 
 
 Progress = Callable[[SyncProgress], None]
@@ -200,7 +201,7 @@ class Syncer:
         report.managers += len(accepted)
         report.pages += 1
         self._after_commit(raised)
-        self._progress(SyncProgress("managers", 1, page.received, time.monotonic() - started))
+        self._progress(SyncProgress("managers", 1, page.received, time.monotonic() - started, done=True))
 
     # --- status events -------------------------------------------------------------------------------------
 
@@ -328,7 +329,7 @@ class Syncer:
         async with self.db.transaction() as conn:
             await crm.add_workspace_snapshot(conn, json.dumps(data, ensure_ascii=False), self.clock.now())
         report.workspace = True
-        self._progress(SyncProgress("workspace", 1, 1, time.monotonic() - started))
+        self._progress(SyncProgress("workspace", 1, 1, time.monotonic() - started, done=True))
 
     # --- fetching and storing side by side -----------------------------------------------------------------
 
@@ -343,8 +344,8 @@ class Syncer:
         batch: int,
     ) -> None:
         """Fetch and prepare pages in one task while this one stores them, in order, grouping the pages
-        already waiting up to `batch` records (which also bounds the pages waiting, hence the memory). A failed
-        fetch ends the stage once everything fetched before it is stored."""
+        already waiting up to `batch` records (which also bounds the pages waiting, hence the memory).
+        A failed fetch ends the stage once everything fetched before it is stored."""
         queue: asyncio.Queue[_Chunk[R] | Exception | None] = asyncio.Queue(
             maxsize=max(1, batch // self.page_size)
         )
@@ -384,6 +385,7 @@ class Syncer:
                 self._progress(SyncProgress(stage, stored_pages, received, time.monotonic() - started))
             if end is not None:
                 raise end
+            self._progress(SyncProgress(stage, stored_pages, received, time.monotonic() - started, done=True))
         finally:
             producer.cancel()
             with suppress(asyncio.CancelledError):
@@ -514,7 +516,7 @@ def _mirror(o: contract.Order, status: Status, manager: str | None) -> crm.Mirro
 
 
 class TerminalProgress:
-    """Prints the sync's progress: at most one line every `every` seconds per stage, and the stage's last."""
+    """Prints the sync's progress: at most one line every `every` seconds, and each stage's last."""
 
     def __init__(self, every: float = 1.0) -> None:
         self.every = every
@@ -522,7 +524,7 @@ class TerminalProgress:
 
     def __call__(self, p: SyncProgress) -> None:
         now = time.monotonic()
-        if now - self._last < self.every and p.stage in (ORDERS_CURSOR, EVENTS_CURSOR):
+        if now - self._last < self.every and not p.done:
             return
         self._last = now
         rate = p.records / p.seconds if p.seconds > 0 else 0.0

@@ -27,6 +27,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import handlers
 from bikewerk.client import BikeWerkClient
+from bikewerk.outbox import CrmOutboxWorker
 from bot.clock import Clock, SystemClock
 from bot.config import TELEGRAM_DEFAULT_API, ConfigError, Settings
 from bot.i18n import i18n
@@ -73,6 +74,7 @@ class BotApp:
     sender: Sender
     scheduler: AsyncIOScheduler
     bikewerk: BikeWerkClient
+    crm_outbox: CrmOutboxWorker
 
     def __init__(
         self,
@@ -150,7 +152,10 @@ class BotApp:
             )
             await self._set_commands()
             self._tasks.append(asyncio.create_task(self.sender.run(self._stop), name="sender"))
-            self._start_crm_outbox()
+            self.crm_outbox = CrmOutboxWorker(
+                db, self.bikewerk, self.clock, settings=settings, wake_sender=self.sender.wake
+            )
+            self._tasks.append(asyncio.create_task(self.crm_outbox.run(self._stop), name="crm-outbox"))
             self.scheduler = make_scheduler(settings)
             register_jobs(self.scheduler, self)
             if scheduler:
@@ -200,15 +205,6 @@ class BotApp:
     def _allowed_updates(self) -> list[str]:
         return sorted({*self.dispatcher.resolve_used_update_types(), *_EXTRA_UPDATES})
 
-    def _start_crm_outbox(self) -> None:
-        try:
-            from bikewerk.outbox import CrmOutboxWorker
-        except ImportError:  # the CRM outbox arrives with the BikeWerk adapter; without it nothing is queued
-            log_event(log, "bot.crm_outbox_missing", logging.WARNING)
-            return
-        worker = CrmOutboxWorker(self.services.db, self.bikewerk, self.clock)
-        self._tasks.append(asyncio.create_task(worker.run(self._stop), name="crm-outbox"))
-
     async def _set_commands(self) -> None:
         """The command menu per scope: everyone, then each known person's and each configured group's chat."""
         settings, db = self.settings, self.services.db
@@ -245,28 +241,36 @@ class BotApp:
         )
 
     async def stop(self) -> None:
-        """Stop taking updates, let handlers in flight finish, let the sender deliver what is due within a
-        short grace (the rest stays queued for the next start), then close the session and the store."""
+        """Stop taking updates and running jobs, let handlers in flight finish, let the sender deliver what is
+        due within a short grace (the rest stays queued for the next start), then close the session and store.
+        """
         if not self._started:
             return
         self._started = False
+        self._stop_scheduler()
         if self._intake is not None:
-            with contextlib.suppress(RuntimeError):  # polling had already ended
+            try:
                 await self.dispatcher.stop_polling()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._intake
+            except RuntimeError:  # polling has not begun yet (a stop right after start) or has ended
+                self._intake.cancel()
+            await asyncio.wait([self._intake])
         if self._webhook_runner is not None:
             await self._webhook_runner.cleanup()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.tracker.wait_idle(), self.stop_grace)
-        delivered = await self.sender.drain(self.stop_grace) if hasattr(self, "sender") else 0
+        delivered = await self.sender.drain(self.stop_grace)
         await self._close()
         log_event(log, "bot.stopped", delivered_on_stop=delivered)
 
-    async def _close(self) -> None:
-        self._stop.set()
-        if getattr(self, "scheduler", None) is not None and self.scheduler.running:
+    def _stop_scheduler(self) -> None:
+        # Running jobs are cancelled; each is one transaction per unit of work, so a cancel loses nothing.
+        if hasattr(self, "scheduler") and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+
+    async def _close(self) -> None:
+        """Release everything start() acquired (also after a failed start)."""
+        self._stop.set()
+        self._stop_scheduler()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=self.stop_grace)
             for task in pending:

@@ -162,10 +162,6 @@ class Signal:
     def level(self) -> Level:
         return Level(min(max(self.escalation_level, Level.MANAGER), Level.OWNER))
 
-    @property
-    def is_live(self) -> bool:
-        return self.state != "resolved"
-
     def as_open(self) -> OpenSignal:
         return OpenSignal(self.id, self.type, self.severity, self.raised_at)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from html import escape
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiogram.filters.callback_data import CallbackData
@@ -70,6 +70,9 @@ SECTIONS: dict[str, frozenset[str]] = {
 }
 
 
+Kind = Literal["count", "share", "time"]  # how a value is written and its change measured
+
+
 # --- formatting -------------------------------------------------------------------------------------------
 
 
@@ -86,7 +89,7 @@ def percent(value: float | None) -> str:
 
 
 def ratio(value: Ratio | None) -> str:
-    """ "12.5% (3 of 24)" — the counts a share is made of."""
+    """A share with the counts it is made of: "12.5% (3 of 24)"."""
     if value is None or value.value is None:
         return "—"
     return _("{share} ({part} of {whole})").format(
@@ -108,7 +111,7 @@ def _signed(text: str, value: float) -> str:
     return ("+" if value > 0 else "−" if value < 0 else "±") + text
 
 
-def change(value: float | None, reference: float | None, kind: str) -> str:
+def change(value: float | None, reference: float | None, kind: Kind) -> str:
     """The change from `reference` to `value`: counts as a difference, shares in percentage points, times in
     percent; "—" when either is unknown."""
     delta = Change(value, reference)
@@ -122,7 +125,7 @@ def change(value: float | None, reference: float | None, kind: str) -> str:
     return _signed(number(abs(delta.delta)), delta.delta)
 
 
-def _value(value: float | None, kind: str) -> str:
+def _value(value: float | None, kind: Kind) -> str:
     return percent(value) if kind == "share" else duration(value) if kind == "time" else number(value)
 
 
@@ -139,7 +142,7 @@ class OwnerDigestView:
     tz: ZoneInfo
 
 
-def _headline_kpis(hours: int) -> list[tuple[str, tuple[str, str], str]]:
+def _headline_kpis(hours: int) -> list[tuple[str, tuple[str, str], Kind]]:
     """(label, metric key, kind) of the digest's KPI lines; `hours` is the policy's stuck limit."""
     return [
         (_("Waiting for a manager"), (PENDING, ""), "count"),
@@ -181,7 +184,7 @@ def _criterion_mark(criterion: Criterion) -> str:
 
 
 def criterion_line(criterion: Criterion, hours: int) -> str:
-    kind = "count" if criterion.rule.metric == PENDING else "share"
+    kind: Kind = "count" if criterion.rule.metric == PENDING else "share"
     values = {
         "mark": _criterion_mark(criterion),
         "title": escape(criterion_title(criterion, hours)),  # "< 10 %" must not read as an HTML tag

@@ -8,7 +8,7 @@ chat's locale (`with in_locale(lang):`) or inside a handler, where the middlewar
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from html import escape
 from typing import Any, Protocol
@@ -397,7 +397,7 @@ def effect_text(effect: Mapping[str, Any]) -> str:
     return _("→ effect: no status change within {minutes} min").format(minutes=effect.get("minutes", "?"))
 
 
-def pager(page: int, pages: int, make: Any) -> InlineKeyboardMarkup | None:
+def pager(page: int, pages: int, make: Callable[[int], str]) -> InlineKeyboardMarkup | None:
     """◀ / ▶ buttons for a paged list; `make(page)` packs the callback data of a page."""
     buttons = []
     if page > 0:

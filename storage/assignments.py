@@ -97,12 +97,6 @@ async def assignments_of(conn: aiosqlite.Connection, order_id: str) -> list[Assi
     return await _assignments(conn, "a.order_id = ?", (order_id,))
 
 
-async def live_assignment(conn: aiosqlite.Connection, order_id: str) -> Assignment | None:
-    """The order's open offer or accepted assignment, if any."""
-    found = await _assignments(conn, "a.order_id = ? AND a.state IN ('offered', 'accepted')", (order_id,))
-    return found[0] if found else None
-
-
 async def due_offers(conn: aiosqlite.Connection, now: datetime) -> list[Assignment]:
     """Offers nobody answered by their acceptance deadline."""
     return await _assignments(conn, "a.state = 'offered' AND a.expires_at <= ?", (ts(now),))

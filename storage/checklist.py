@@ -151,34 +151,3 @@ async def add_artifact(conn: aiosqlite.Connection, artifact: NewArtifact, now: d
         ),
     )
     return cursor.rowcount > 0
-
-
-@dataclass(frozen=True)
-class StoredArtifact:
-    item: int | None
-    kind: ArtifactKind
-    file_id: str
-    file_unique_id: str
-    local_path: str | None
-    created_at: datetime
-
-
-async def artifacts_of(conn: aiosqlite.Connection, order_id: str) -> list[StoredArtifact]:
-    rows = await conn.execute_fetchall(
-        """
-        SELECT item, kind, file_id, file_unique_id, local_path, created_at FROM artifacts
-        WHERE order_id = ? ORDER BY item, id
-        """,
-        (order_id,),
-    )
-    return [
-        StoredArtifact(
-            r["item"],
-            r["kind"],
-            r["file_id"],
-            r["file_unique_id"],
-            r["local_path"],
-            parse_ts(r["created_at"]),
-        )
-        for r in rows
-    ]

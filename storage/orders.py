@@ -90,16 +90,22 @@ async def order_of_handle(conn: aiosqlite.Connection, handle: int) -> str | None
     return None if row is None else str(row[0])
 
 
-async def pending_without_offer(conn: aiosqlite.Connection) -> list[Order]:
-    """Orders in pending_manager with neither a live offer nor an accepted assignment, oldest first."""
+async def pending_without_offer(
+    conn: aiosqlite.Connection, *, after: Order | None = None, limit: int = 1000
+) -> list[Order]:
+    """Orders in pending_manager with neither a live offer nor an accepted assignment, oldest first; the
+    next page starts `after` the last order of the previous one."""
+    start = (ts(after.created_at), after.id) if after is not None else ("", "")
     rows = await conn.execute_fetchall(
         f"""
         SELECT {_ORDER_COLUMNS} FROM orders o
-        WHERE o.status = 'pending_manager'
+        WHERE o.status = 'pending_manager' AND (o.created_at, o.id) > (?, ?)
           AND NOT EXISTS (SELECT 1 FROM ai_assignments a
                           WHERE a.order_id = o.id AND a.state IN ('offered', 'accepted'))
         ORDER BY o.created_at, o.id
-        """
+        LIMIT ?
+        """,
+        (*start, limit),
     )
     return [order_from_row(row) for row in rows]
 

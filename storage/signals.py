@@ -358,11 +358,6 @@ async def insert_decision(
     return cursor.lastrowid
 
 
-async def get_decision(source: Source, decision_id: int) -> Decision | None:
-    row = await _row(source, "SELECT * FROM ai_decisions WHERE id = ?", (decision_id,))
-    return None if row is None else _decision(row)
-
-
 async def pending_approval(source: Source, signal_id: int) -> Decision | None:
     row = await _row(
         source,
@@ -474,11 +469,6 @@ async def postmortem_in_progress(source: Source, author: int) -> Postmortem | No
     row = await _row(
         source, "SELECT * FROM postmortems WHERE author = ? AND step <> 'done' ORDER BY id LIMIT 1", (author,)
     )
-    return None if row is None else _postmortem(row)
-
-
-async def postmortem_of_signal(source: Source, signal_id: int) -> Postmortem | None:
-    row = await _row(source, "SELECT * FROM postmortems WHERE signal_id = ?", (signal_id,))
     return None if row is None else _postmortem(row)
 
 

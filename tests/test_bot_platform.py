@@ -364,6 +364,7 @@ async def test_main_run_without_a_token_is_a_configuration_error(tmp_path: Path)
 async def test_the_sync_job_is_registered_and_runs_the_sync(tmp_path: Path) -> None:
     harness = await start_harness(tmp_path, simulator=True)
     try:
+        harness.app.scheduler.start(paused=True)  # the job gets its defaults, and does not fire by itself
         job = harness.app.scheduler.get_job("bikewerk.sync")
         assert job is not None
         assert (job.misfire_grace_time, job.coalesce, job.max_instances) == (300, True, 1)

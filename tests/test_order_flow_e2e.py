@@ -332,3 +332,85 @@ async def test_the_checklist_refuses_submit_until_complete_and_resumes_after_a_r
     assert "Answered 2/28" in (after.text or "")
     details = await world.say(ANNA, f"/order {order_id}")
     assert "2/28 answered" in details and "anna: accepted" in details
+
+
+async def test_shift_capacity_leave_my_and_order_commands_answer_in_one_line(world: World) -> None:
+    admin = 100
+    async with world.h.services.db.transaction() as conn:
+        await set_language(conn, telegram_id=admin, lang="en", now=world.h.clock.now())
+    order_id = await offered_order(world)
+
+    assert "Usage: /shift on or /shift off" in await world.say(VERA, "/shift maybe")
+    assert "You are on shift" in await world.say(VERA, "/shift")
+    assert "You are off shift" in await world.say(VERA, "/shift off")
+    assert "This command is for admins." in await world.say(ANNA, "/capacity boris 3")
+    assert "Usage: /capacity" in await world.say(admin, "/capacity anna lots")
+    assert "Unknown manager ghost." in await world.say(admin, "/capacity ghost 3")
+    assert "Capacity of boris: 3." in await world.say(admin, "/capacity boris 3")
+    assert "Usage: /leave" in await world.say(admin, "/leave anna")
+    assert "anna is on leave; 1 open offers went to others." in await world.say(admin, "/leave anna on")
+    # Anna's offer went to Boris (Vera is off shift); her card says why.
+    assert "you are on leave" in (world.card(ANNA, order_id).text or "")
+    assert [t for t, _ in world.card(BORIS, order_id).buttons] == ["✅ Accept", "✖ Decline"]
+
+    mine = await world.say(BORIS, "/my")
+    assert f"{order_id}" in mine and "Accept or decline, by 23.11 09:10" in mine
+    assert "You have no open orders." in await world.say(VERA, "/my")
+    assert "Order NOPE not found." in await world.say(admin, "/order NOPE")
+    assert "Only the order's manager or an admin" in await world.say(VERA, f"/order {order_id}")
+    details = await world.say(admin, f"/order {order_id}")
+    assert "anna: withdrawn" in details and "boris: offered" in details and "on leave: 1" in details
+
+
+async def test_forged_and_stale_buttons_are_answered_and_change_nothing(world: World) -> None:
+    order_id = await offered_order(world)
+    card = world.card(ANNA, order_id)
+    for data in (
+        "st:insp:999999",
+        "cl:p:999999:1",
+        "of:acc:notanumber",
+        "st:",
+        "cl:sub:abc",
+        "of:why:1:bored",
+    ):
+        answer = await world.press_data(ANNA, card.message_id, data)
+        assert answer, f"{data!r} got no explanation"
+    assert world.tg.unanswered_callbacks() == []
+    rows = await world.h.services.db.fetchall("SELECT state FROM ai_assignments")
+    assert [r[0] for r in rows] == ["offered"]
+    assert [t for t, _ in world.card(ANNA, order_id).buttons] == ["✅ Accept", "✖ Decline"]
+
+
+async def test_cancel_asks_for_a_reason_and_a_change_in_the_crm_edits_the_card(world: World) -> None:
+    assert world.h.simulator is not None
+    first = await offered_order(world)
+    await world.press(ANNA, "Accept")
+    await world.press(ANNA, "Cancel the order")
+    assert [t for t, _ in world.card(ANNA, first).buttons] == [
+        "Client cancelled",
+        "Seller withdrew the bike",
+        "Failed inspection",
+        "Other reason",
+        "« Back",
+    ]
+    await world.press(ANNA, "« Back")
+    assert "🔍 Start inspection" in [t for t, _ in world.card(ANNA, first).buttons]
+    await world.press(ANNA, "Cancel the order")
+    assert "Cancelled" in await world.press(ANNA, "Seller withdrew")
+    assert "Cancelled: Seller withdrew the bike" in (world.card(ANNA, first).text or "")
+    writes = await world.crm_writes(first)
+    assert writes[-1]["payload"] == {
+        "status": "cancelled",
+        "actor": "anna",
+        "at": writes[-1]["payload"]["at"],
+        "reason": "seller",
+    }
+
+    # Someone moves Boris's accepted order on in the CRM itself: the next sync edits his card.
+    second = await world.crm_order()
+    await world.sync()
+    await world.press(BORIS, "Accept")
+    world.h.simulator.change_status(second, "inspection", actor="crm")
+    await world.sync()
+    card = world.card(BORIS, second)
+    assert "Inspection" in (card.text or "") and "📋 Open checklist" in [t for t, _ in card.buttons]
