@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import aiosqlite
 
@@ -28,6 +29,7 @@ from domain.checklist import (
     GROUPS,
     ITEMS,
     SEVERE_DEFECT_ITEMS,
+    Answer,
     ChecklistError,
     Missing,
     missing_for_submit,
@@ -155,7 +157,7 @@ async def answer_item(
             validate_answer(item, answer, is_ebike=order.is_ebike)
         except ChecklistError as exc:
             raise ActionRefused("bad_answer", item=item, why=exc.reason) from None
-        await store.set_answer(conn, order.id, item, answer, by=actor_telegram_id, now=now)  # type: ignore[arg-type]
+        await store.set_answer(conn, order.id, item, cast(Answer, answer), by=actor_telegram_id, now=now)
         await store.set_current_item(conn, order.id, item, wants_note=answer == "fail")
         await store.set_page(conn, order.id, _page_of(item))
         if answer == "fail" and item in SEVERE_DEFECT_ITEMS:

@@ -192,7 +192,7 @@ async def _render_card(
     cancel_reason = None
     if order.status is Status.CANCELLED:
         history = await order_store.status_history(conn, order.id)
-        cancel_reason = history[-1].reason if history else None
+        cancel_reason = next((h.reason for h in reversed(history) if h.to_status is Status.CANCELLED), None)
     progressing = offer is None or offer.state == "accepted"
     view = CardView(
         order=order,

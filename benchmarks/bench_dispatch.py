@@ -90,7 +90,9 @@ async def _seed(services: Services, orders: int, managers: int, rng: random.Rand
 async def _pass(orders: int, managers: int, seed: int) -> tuple[float, int, dict[str, int], float]:
     """One pass on a fresh database: (seconds, offers made, rows per table, candidate bytes per offer)."""
     with tempfile.TemporaryDirectory() as folder:
-        settings = load_settings(DATABASE_PATH=str(Path(folder) / "bench.db"), TIMEZONE="Europe/Berlin")
+        settings = load_settings(
+            _env_file=None, DATABASE_PATH=str(Path(folder) / "bench.db"), TIMEZONE="Europe/Berlin"
+        )
         policy = Policy.default()
         db = await Database.open(settings.database_path)
         services = Services(

@@ -36,7 +36,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import aiosqlite
 from aiogram import Bot
@@ -427,6 +427,8 @@ class Sender:
                 return total
             results = await asyncio.gather(*self._workers.values(), return_exceptions=True)
             total += sum(result for result in results if isinstance(result, int))
+            if all(isinstance(result, BaseException) for result in results):
+                return total  # the store is failing (logged): the run loop tries again in a second
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep delivering until `stop` is set; wakes on `wake()` and when a retry falls due."""
@@ -486,8 +488,10 @@ class Sender:
             self._workers[chat_id] = task
             task.add_done_callback(functools.partial(self._worker_done, chat_id))
 
-    def _worker_done(self, chat_id: int, _task: asyncio.Task[int]) -> None:
+    def _worker_done(self, chat_id: int, task: asyncio.Task[int]) -> None:
         self._workers.pop(chat_id, None)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log_event(log, "sender.worker_crashed", logging.ERROR, chat_id=chat_id, error=repr(error))
         self.wake()  # rows that arrived while the worker was finishing are picked up now
 
     async def _chat_worker(self, chat_id: int) -> int:
@@ -505,9 +509,6 @@ class Sender:
                             delivered += 1
                             self.delivered += 1
         except _StopChat:
-            return delivered
-        except (aiosqlite.Error, OSError) as exc:
-            log_event(log, "sender.worker_failed", logging.ERROR, chat_id=chat_id, error=str(exc))
             return delivered
 
     async def _chat_unavailable(self, chat_id: int) -> bool:
@@ -561,13 +562,18 @@ class Sender:
             return False
         except (TelegramAPIError, AiogramError, TimeoutError) as exc:
             # Network errors, 5xx, a server in trouble: try again later; this chat's later messages wait.
-            retry_at = self.clock.now() + _backoff(int(row["attempts"]))
-            await self._note_failure(row, f"{type(exc).__name__}: {exc}", retry_at=retry_at)
-            log_event(
-                log, "sender.retry_later", logging.WARNING, chat_id=chat_id, ref=row["ref"], error=str(exc)
-            )
-            raise _StopChat from None
+            await self._retry_later(row, exc, logging.WARNING)
+        except aiosqlite.Error:
+            raise  # the store itself is failing: the worker ends, nothing is marked
+        except Exception as exc:  # a bug met by this row: it must not stop the chat's queue, nor spin
+            await self._retry_later(row, exc, logging.ERROR)
         return True
+
+    async def _retry_later(self, row: aiosqlite.Row, exc: BaseException, level: int) -> NoReturn:
+        retry_at = self.clock.now() + _backoff(int(row["attempts"]))
+        await self._note_failure(row, f"{type(exc).__name__}: {exc}", retry_at=retry_at)
+        log_event(log, "sender.retry_later", level, chat_id=row["chat_id"], ref=row["ref"], error=repr(exc))
+        raise _StopChat
 
     async def _note_failure(self, row: aiosqlite.Row, error: str, *, retry_at: datetime) -> None:
         async with self.db.transaction() as conn:
@@ -575,7 +581,7 @@ class Sender:
 
     async def _show(self, row: aiosqlite.Row) -> None:
         version = int(row["version"])
-        markup = InlineKeyboardMarkup.model_validate(json.loads(row["markup"])) if row["markup"] else None
+        markup = _markup(row["markup"])
         parts = split_text(row["body"]) if row["kind"] == "text" else [_fit_caption(row["body"])]
         shown = outbox.message_parts(row)
         try:
@@ -673,6 +679,15 @@ class Sender:
         return functools.partial(
             self.bot.send_document, chat_id, upload, caption=caption, reply_markup=markup
         )
+
+
+def _markup(stored: str | None) -> InlineKeyboardMarkup | None:
+    if not stored:
+        return None
+    try:
+        return InlineKeyboardMarkup.model_validate(json.loads(stored))
+    except ValueError as exc:  # bad JSON, or not a keyboard (pydantic's ValidationError is a ValueError)
+        raise _Unsendable(f"not an inline keyboard: {exc}") from None
 
 
 def _fit_caption(caption: str) -> str:

@@ -283,18 +283,25 @@ async def list_signals(
 
 
 async def person_names(source: Source, telegram_ids: Iterable[int | None]) -> dict[int, str]:
-    """First names of the people the bot has seen (for "acknowledged by Anna")."""
+    """What to call people (for "acknowledged by Anna"): the first name the bot saw them under, else the name
+    of the manager linked to that Telegram id."""
     ids = sorted({i for i in telegram_ids if i is not None})
     if not ids:
         return {}
     marks = ", ".join("?" for _ in ids)
     rows = await _rows(
         source,
-        "SELECT telegram_id, first_name FROM users"
-        f" WHERE first_name IS NOT NULL AND telegram_id IN ({marks})",
-        tuple(ids),
+        f"""
+        SELECT telegram_id, name FROM (
+            SELECT telegram_id, first_name AS name, 1 AS rank FROM users
+            WHERE first_name IS NOT NULL AND telegram_id IN ({marks})
+            UNION ALL
+            SELECT telegram_id, name, 0 AS rank FROM managers WHERE telegram_id IN ({marks})
+        ) ORDER BY rank
+        """,
+        (*ids, *ids),
     )
-    return {r["telegram_id"]: r["first_name"] for r in rows}
+    return {r["telegram_id"]: r["name"] for r in rows}  # the seen first name (rank 1) comes last and wins
 
 
 # --- decisions ----------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ async def make_services(
     tmp_path: Path, *, now: datetime = MONDAY_9, exclusive: bool = True, policy: Policy | None = None
 ) -> Services:
     settings = load_settings(
+        _env_file=None,  # a developer's .env must not leak into tests
         DATABASE_PATH=str(tmp_path / "bot.db"),
         ARTIFACTS_DIR=str(tmp_path / "artifacts"),
         TIMEZONE="Europe/Berlin",

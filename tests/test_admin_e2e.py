@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from test_sla import ADMIN, CRISIS_CHAT, LEAD, LEADS_CHAT, MANAGER_TG, OWNER, World, local
 
-from agents.signals import request_approval
+from agents.signals import raise_signal, request_approval
 from agents.sla import sweep
 from bot.app import BotApp
 from bot.clock import ManualClock
@@ -263,3 +263,35 @@ async def test_every_refusal_gets_one_line_and_changes_nothing(h: Harness) -> No
         LEAD, "/decide 1 ack"
     )  # the postmortem question may arrive in between: wait for the answer
     await h.shown(LEAD, "Signal #1 is already resolved; nothing changed.")
+
+
+async def test_signals_are_paged_and_reassign_hands_one_to_a_picked_manager(h: Harness) -> None:
+    world = h.world
+    h.tg.add_user(502, "Mira")
+    await world.add_manager("M2", 502)
+    async with world.db.transaction() as conn:
+        for n in range(12):
+            await raise_signal(
+                conn,
+                type="order.unassigned",
+                dedup_key=f"u{n}",
+                now=world.now,
+                order_id=f"U{n}",
+                settings=h.app.services.settings,
+            )
+    h.app.services.wake_sender()
+
+    first = await h.say(LEAD, "/signals")
+    assert "Open signals: 12 · page 1/2" in first and "#10 " in first and "#11 " not in first
+    assert (await h.press(LEAD, LEAD, "▶"))["text"] is None
+    await h.until(lambda: "page 2/2" in (h.tg.transcript(LEAD)[-1].text or ""))
+    assert "#12 " in (h.tg.transcript(LEAD)[-1].text or "")
+
+    ping = await h.shown(LEADS_CHAT, "Order U0")
+    assert (await h.press_data(LEAD, LEADS_CHAT, ping.message_id, "sg:1:ra:"))["text"] is None
+    picker = await h.shown(LEADS_CHAT, "Reassign signal #1 to:")
+    assert [text for text, _ in picker.buttons] == ["Manager M1", "Manager M2"]
+    answer = await h.press(LEAD, LEADS_CHAT, "Manager M2")
+    assert answer["text"] == "Signal #1 reassigned to manager M2."
+    await h.shown(502, "Order U0")  # the manager now owns it and has the ping
+    await h.until(lambda: "Owner: Manager M2" in (h.latest(LEADS_CHAT, "Order U0").text or ""))  # type: ignore[union-attr]

@@ -410,6 +410,7 @@ async def test_cancel_asks_for_a_reason_and_a_change_in_the_crm_edits_the_card(w
     second = await world.crm_order()
     await world.sync()
     await world.press(BORIS, "Accept")
+    await world.crm_writes(second)  # the CRM has our "accepted"; until then the bot's status stands
     world.h.simulator.change_status(second, "inspection", actor="crm")
     await world.sync()
     card = world.card(BORIS, second)

@@ -19,10 +19,13 @@ from agents.signals import Outcome, act, raise_signal, request_approval, sweep_s
 from domain.signals import (
     Actor,
     Arbitration,
+    Contacts,
     DecideAction,
+    Level,
     OpenSignal,
     SignalCommand,
     arbitrate,
+    chats_for,
     next_weekly_review,
     permitted,
 )
@@ -419,3 +422,12 @@ async def test_the_effect_of_a_reminder_is_filled_in_later(world: World) -> None
         "MOVES": {"moved_to": "accepted", "minutes": 2},
         "STAYS": {"moved_to": None, "minutes": 60},
     }
+
+
+def test_routing_falls_back_when_a_chat_is_not_configured() -> None:
+    bare = Contacts(owner_id=OWNER, lead_ids=(LEAD, 801), admin_ids=(ADMIN,))
+    assert chats_for("high", Level.LEAD, None, bare) == [LEAD, 801]  # no leads chat: the leads privately
+    assert chats_for("critical", Level.OWNER, None, bare) == [LEAD, 801, OWNER]  # no crisis chat: the leads
+    nobody = Contacts(admin_ids=(ADMIN,))
+    assert chats_for("high", Level.LEAD, None, nobody) == [ADMIN]  # no leads at all: the admins
+    assert chats_for("critical", Level.OWNER, None, nobody) == [ADMIN]  # no owner either
