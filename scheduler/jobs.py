@@ -78,7 +78,7 @@ def register_jobs(scheduler: AsyncIOScheduler, app: BotApp) -> None:
     add("signals.sweep", signal_sweep, every_minute, app.services)
     add("decisions.effects", effect_sweep, every_minute, app.services)
     add("dispatch.tick", dispatch_tick, every_minute, app.services)
-    # More jobs go here, one `add(...)` each: dispatch, SLA sweep, signal escalation, digests.
+    # More jobs go here, one `add(...)` each.
 
 
 async def sync_bikewerk(syncer: Syncer, services: Services) -> None:

@@ -41,11 +41,12 @@ async def close_visit(conn: aiosqlite.Connection, order_id: str, at: datetime) -
 
 
 async def open_visit(conn: aiosqlite.Connection, order_id: str, deadlines: VisitDeadlines | None) -> None:
-    """Close the order's running visit (if any) and start the next one; None (a final status) only closes."""
-    at = deadlines.entered_at if deadlines is not None else None
-    if at is not None:
-        await close_visit(conn, order_id, at)
+    """Close the order's running visit (if any) and start the next one at `deadlines.entered_at`.
+
+    For a final status (`plan_visit` gives None) there is no next visit: call `close_visit` instead.
+    """
     if deadlines is not None:
+        await close_visit(conn, order_id, deadlines.entered_at)
         await conn.execute(_OPEN_SQL, _row(order_id, deadlines))
 
 

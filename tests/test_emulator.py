@@ -1,3 +1,4 @@
+# mypy: allow-untyped-defs
 """The Bot API emulator, driven by a real aiogram Bot over HTTP: what aiogram sends must be accepted, what the
 emulator answers must validate as aiogram's models, and Telegram's rules must fail the way Telegram fails."""
 
