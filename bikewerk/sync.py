@@ -219,10 +219,13 @@ class Syncer:
     def _prepare_events(self, page: Page[contract.StatusEvent]) -> _Chunk[crm.CrmEvent]:
         rows: list[crm.CrmEvent] = []
         rejected = list(page.rejected)
+        known = self._known_statuses  # the hot loop of a first sync: a dict lookup before the full mapping
         for e in page.records:
             try:
-                from_status = None if e.from_status is None else self._status(e.from_status)
-                to_status = self._status(e.to_status)
+                from_status = (
+                    None if e.from_status is None else known.get(e.from_status) or self._status(e.from_status)
+                )
+                to_status = known.get(e.to_status) or self._status(e.to_status)
             except UnknownStatus as exc:
                 rejected.append(Rejected.of(contract.as_json(e), str(exc)))
                 continue
@@ -232,7 +235,7 @@ class Syncer:
     async def _store_events(self, chunk: _Chunk[crm.CrmEvent], report: SyncReport) -> None:
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            waiting = await crm.unconfirmed_bot_events(conn, {e.order_id for e in chunk.rows})
+            waiting = await crm.unconfirmed_bot_events(conn)
             echoes: list[tuple[int, int]] = []
             fresh: list[crm.CrmEvent] = []
             for event in chunk.rows:
@@ -273,8 +276,9 @@ class Syncer:
             except UnknownStatus as exc:
                 rejected.append(Rejected.of(contract.as_json(o), str(exc)))
                 continue
-            manager = o.manager_id if o.manager_id in known_managers else None
-            rows.append(_mirror(o, status, manager))
+            # The CRM's manager fills in ours (when we have none) only for an order someone took on.
+            taken = o.manager_id in known_managers and status is not Status.PENDING_MANAGER
+            rows.append(_mirror(o, status, o.manager_id if taken else None))
         return _Chunk(rows, rejected, page.received, page.position)
 
     async def _store_orders(self, chunk: _Chunk[crm.MirrorOrder], report: SyncReport) -> None:
@@ -282,7 +286,7 @@ class Syncer:
         now = self.clock.now()
         async with self.db.transaction() as conn:
             stored = await crm.order_states(conn, latest)
-            held = await crm.orders_with_pending_status_write(conn, latest)
+            held = await crm.orders_with_pending_status_write(conn)
             entering = {
                 order_id: row.status
                 for order_id, row in latest.items()
@@ -297,7 +301,8 @@ class Syncer:
                 state = stored.get(order_id)
                 if order_id not in entering:
                     assert state is not None
-                    rows.append(row._replace(status=state.status, status_since=state.status_since))
+                    # The same status (status_since stays), or the bot's, standing until its write lands.
+                    rows.append(row if row.status is state.status else row._replace(status=state.status))
                     continue
                 since = entered_at.get((order_id, row.status), row.updated_at)
                 deadlines = plan_visit(row.status, since, self.policy, self.calendar)
@@ -307,13 +312,7 @@ class Syncer:
                     report.changed_order_ids.append(order_id)
                 if deadlines is not None or state is not None:
                     visits.append((order_id, deadlines, since))
-                # The CRM's manager fills in ours only for an order someone already took on.
-                taken = row.status is not Status.PENDING_MANAGER
-                rows.append(
-                    row._replace(
-                        status_since=since, assigned_manager_id=row.assigned_manager_id if taken else None
-                    )
-                )
+                rows.append(row if since == row.status_since else row._replace(status_since=since))
             await crm.upsert_orders(conn, rows, now)
             await open_visits_bulk(conn, visits)
             raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report)

@@ -111,13 +111,12 @@ async def order_states(conn: aiosqlite.Connection, order_ids: Iterable[str]) -> 
     return {row[0]: StoredState(Status(row[1]), parse_ts(row[2]), row[3]) for row in rows}
 
 
-async def orders_with_pending_status_write(conn: aiosqlite.Connection, order_ids: Iterable[str]) -> set[str]:
+async def orders_with_pending_status_write(conn: aiosqlite.Connection) -> set[str]:
     """Orders whose status change made in the bot the CRM has not acknowledged yet: the CRM still shows the
-    old status, so the bot's status stands until the write lands."""
+    old status, so the bot's status stands until the write lands. Few at any time (read off a small index)."""
     rows = await conn.execute_fetchall(
-        "SELECT DISTINCT order_id FROM crm_outbox WHERE acked_at IS NULL AND refused_at IS NULL"
-        " AND kind = 'status' AND order_id IN (SELECT value FROM json_each(?))",
-        (_ids(order_ids),),
+        "SELECT DISTINCT order_id FROM crm_outbox"
+        " WHERE acked_at IS NULL AND refused_at IS NULL AND kind = 'status'"
     )
     return {row[0] for row in rows}
 
@@ -218,15 +217,12 @@ class CrmEvent(NamedTuple):
     at: str
 
 
-async def unconfirmed_bot_events(
-    conn: aiosqlite.Connection, order_ids: Iterable[str]
-) -> dict[tuple[str, str], list[int]]:
-    """Status changes made in the bot on these orders that no CRM event confirmed yet, oldest first."""
+async def unconfirmed_bot_events(conn: aiosqlite.Connection) -> dict[tuple[str, str], list[int]]:
+    """Status changes made in the bot that no CRM event confirmed yet, by (order, status), oldest first.
+    Few at any time: the CRM echoes a change soon after the outbox delivers it (read off a small index)."""
     rows = await conn.execute_fetchall(
         "SELECT id, order_id, to_status FROM order_status_events"
-        " WHERE source = 'bot' AND crm_event_id IS NULL AND order_id IN (SELECT value FROM json_each(?))"
-        " ORDER BY at, id",
-        (_ids(order_ids),),
+        " WHERE source = 'bot' AND crm_event_id IS NULL ORDER BY at, id"
     )
     found: dict[tuple[str, str], list[int]] = {}
     for row_id, order_id, to_status in rows:

@@ -35,10 +35,11 @@ def ts(instant: datetime) -> str:
     """Encode an aware instant as fixed-width UTC text, so that SQL string order is time order."""
     if instant.tzinfo is None:
         raise ValueError("naive datetime: every instant in the store is timezone-aware")
-    if instant.utcoffset():
-        instant = instant.astimezone(UTC)
-    # isoformat is about twice as fast as strftime(_TS_FORMAT) and gives the same text; [:26] drops "+00:00".
-    return instant.isoformat(timespec="microseconds")[:26] + "Z"
+    # isoformat is about three times as fast as strftime(_TS_FORMAT) and gives the same text once in UTC.
+    text = instant.isoformat(timespec="microseconds")
+    if not text.endswith("+00:00"):
+        text = instant.astimezone(UTC).isoformat(timespec="microseconds")
+    return text[:26] + "Z"
 
 
 def parse_ts(text: str) -> datetime:
