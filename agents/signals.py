@@ -9,12 +9,14 @@ keyboards/signals.py.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import aiosqlite
+from aiogram.types import InlineKeyboardMarkup
 
 from agents.decisions import SYSTEM, actor_of, record_decision, settle_approval
 from bot.config import Settings
@@ -85,8 +87,11 @@ class Routing:
         )
 
 
+Rendered = Callable[[], tuple[str, InlineKeyboardMarkup | None]]
+
+
 async def _put(
-    conn: aiosqlite.Connection, routing: Routing, chat_id: int, ref: str, now: datetime, render: Any
+    conn: aiosqlite.Connection, routing: Routing, chat_id: int, ref: str, now: datetime, render: Rendered
 ) -> None:
     """Write a message rendered by `render()` (text, keyboard or None) in the chat's language."""
     lang = await chat_language(conn, chat_id, routing.default_lang)

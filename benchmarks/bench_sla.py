@@ -153,7 +153,6 @@ async def populate(db: Database, orders: int, events_per_order: int, rng: random
             chunk,
         )
     await conn.execute("COMMIT")
-    await conn.execute("ANALYZE")
 
 
 async def make_due(db: Database, share: float, rng: random.Random) -> int:
