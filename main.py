@@ -42,15 +42,23 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--speed", type=float, default=None, help="simulated seconds per real second")
     demo.add_argument("--days", type=float, default=None, help="simulated working days to run")
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the report and database")
+    demo.add_argument(
+        "--out", type=Path, default=Path("demo-output"), help="folder for the report and database"
+    )
 
-    simulate = commands.add_parser("simulate", help="compare 'as today' with the bot's policy, without Telegram")
+    simulate = commands.add_parser(
+        "simulate", help="compare 'as today' with the bot's policy, without Telegram"
+    )
     simulate.add_argument("--days", type=int, default=14)
     simulate.add_argument("--orders-per-day", type=float, default=40)
     simulate.add_argument("--managers", type=int, default=6)
     simulate.add_argument("--seed", type=int, default=1)
-    simulate.add_argument("--policy", type=Path, default=None, help="a policy TOML to try instead of POLICY_FILE")
-    simulate.add_argument("--out", type=Path, default=Path("simulate-output"), help="folder for the HTML report")
+    simulate.add_argument(
+        "--policy", type=Path, default=None, help="a policy TOML to try instead of POLICY_FILE"
+    )
+    simulate.add_argument(
+        "--out", type=Path, default=Path("simulate-output"), help="folder for the HTML report"
+    )
     simulate.add_argument("--start", type=date.fromisoformat, default=None, help="first measured day")
     simulate.add_argument("--warmup-days", type=int, default=7, help="simulated before --start, not measured")
     simulate.add_argument("--capacity", type=int, default=None, help="each manager's capacity")
@@ -103,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             from bikewerk.simulator import serve_simulator
 
             return _run_async(
-                lambda: serve_simulator(args.host, args.port, seed=args.seed, orders=args.orders,
-                                        managers=args.managers)
+                lambda: serve_simulator(
+                    args.host, args.port, seed=args.seed, orders=args.orders, managers=args.managers
+                )
             )
         if args.command == "demo":
             from demo.run import run_demo

@@ -229,7 +229,7 @@ class Syncer:
             except UnknownStatus as exc:
                 rejected.append(Rejected.of(contract.as_json(e), str(exc)))
                 continue
-            rows.append(crm.CrmEvent(e.id, e.order_id, from_status, to_status, e.actor, ts(e.at)))
+            rows.append((e.id, e.order_id, from_status, to_status, e.actor, ts(e.at)))
         return _Chunk(rows, rejected, page.received, page.position)
 
     async def _store_events(self, chunk: _Chunk[crm.CrmEvent], report: SyncReport) -> None:
@@ -237,13 +237,16 @@ class Syncer:
         async with self.db.transaction() as conn:
             waiting = await crm.unconfirmed_bot_events(conn)
             echoes: list[tuple[int, int]] = []
-            fresh: list[crm.CrmEvent] = []
-            for event in chunk.rows:
-                ours = waiting.get((event.order_id, event.to_status))
-                if ours:
-                    echoes.append((event.crm_event_id, ours.pop(0)))
-                else:
-                    fresh.append(event)
+            fresh = chunk.rows
+            if waiting:
+                fresh = []
+                for event in chunk.rows:
+                    crm_event_id, order_id, _, to_status, _, _ = event
+                    ours = waiting.get((order_id, to_status))
+                    if ours:
+                        echoes.append((crm_event_id, ours.pop(0)))
+                    else:
+                        fresh.append(event)
             await crm.confirm_bot_events(conn, echoes)
             report.events += await crm.insert_crm_events(conn, fresh)
             raised = await self._keep_aside(conn, "order_status_events", chunk.rejected, now, report)

@@ -1,4 +1,4 @@
-"""Configuration from the environment (or `.env`), with the key names of SPEC §13, checked once at start-up."""
+"""Configuration from the environment (or `.env`) with the key names of SPEC §13, checked once at start-up."""
 
 from __future__ import annotations
 
@@ -68,7 +68,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
+            ) from None
         return value
 
     @field_validator("telegram_api_url", "bikewerk_api_url")

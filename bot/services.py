@@ -1,4 +1,4 @@
-"""The services one bot process shares: handed to handlers (as `services`), scheduler jobs, agents and the demo."""
+"""The services one bot process shares with handlers (as `services`), scheduler jobs, agents and the demo."""
 
 from __future__ import annotations
 
@@ -23,5 +23,5 @@ class Services:
     clock: Clock
     policy: Policy
     calendar: WorkingCalendar
-    # Called after a use case committed new outgoing messages, so the sender delivers them now, not on its next poll.
+    # Called after a use case committed outgoing messages: the sender delivers them now, not on its next poll.
     wake_sender: Callable[[], None] = field(default=_no_wake)

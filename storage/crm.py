@@ -205,16 +205,10 @@ async def upsert_orders(conn: aiosqlite.Connection, orders: Sequence[MirrorOrder
 # --- status events ------------------------------------------------------------------------------------------
 
 
-class CrmEvent(NamedTuple):
-    """A status event seen in the CRM, in the form it is stored (`at` as ts() text), so a page of events goes
-    to SQLite as it is."""
-
-    crm_event_id: int
-    order_id: str
-    from_status: Status | None
-    to_status: Status
-    actor: str
-    at: str
+# A status event seen in the CRM in the form it is stored, so a page of events goes to SQLite as it is:
+# (crm event id, order id, from status or None, to status, actor, at as ts() text). A plain tuple: a first
+# sync makes a million of them.
+CrmEvent = tuple[int, str, Status | None, Status, str, str]
 
 
 async def unconfirmed_bot_events(conn: aiosqlite.Connection) -> dict[tuple[str, str], list[int]]:

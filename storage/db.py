@@ -1,4 +1,4 @@
-"""The SQLite database: connection settings, the single-process lock, the migration runner and time encoding."""
+"""The SQLite database: connection settings, the single-process lock, the migration runner, time encoding."""
 
 from __future__ import annotations
 
@@ -90,6 +90,10 @@ class ProcessLock:
             self._file = None
 
 
+def _migration_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.sql") if p.name[:3].isdigit())
+
+
 def _checksum(sql: str) -> str:
     return hashlib.sha256(sql.encode()).hexdigest()
 
@@ -102,13 +106,15 @@ async def migrate(conn: aiosqlite.Connection, directory: Path = MIGRATIONS_DIR) 
     )
     async with conn.execute("SELECT filename, checksum FROM schema_migrations") as cursor:
         applied = {row[0]: row[1] for row in await cursor.fetchall()}
-    files = sorted(p for p in directory.glob("*.sql") if p.name[:3].isdigit())
+    files = await asyncio.to_thread(_migration_files, directory)
     for name in applied:
         if name not in {p.name for p in files}:
-            raise MigrationError(f"migration {name} was applied to this database but is missing from {directory}")
+            raise MigrationError(
+                f"migration {name} was applied to this database but is missing from {directory}"
+            )
     done: list[str] = []
     for path in files:
-        sql = path.read_text(encoding="utf-8")
+        sql = await asyncio.to_thread(path.read_text, encoding="utf-8")
         if path.name in applied:
             if applied[path.name] != _checksum(sql):
                 raise MigrationError(
@@ -202,10 +208,14 @@ class Database:
             cursor = await self.conn.execute(sql, params)
             return cursor.rowcount
 
-    async def fetchall(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[aiosqlite.Row]:
+    async def fetchall(
+        self, sql: str, params: tuple[object, ...] | dict[str, object] = ()
+    ) -> list[aiosqlite.Row]:
         async with self.conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
-    async def fetchone(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> aiosqlite.Row | None:
+    async def fetchone(
+        self, sql: str, params: tuple[object, ...] | dict[str, object] = ()
+    ) -> aiosqlite.Row | None:
         async with self.conn.execute(sql, params) as cursor:
             return await cursor.fetchone()

@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ["run", "demo", "simulate", "migrate", "sync", "simulator", "check-config"]
 
 
-def _main(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def _main(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     return subprocess.run(
         [sys.executable, str(ROOT / "main.py"), *args],
@@ -52,7 +54,9 @@ def test_bad_configuration_names_every_bad_key_without_traceback(tmp_path: Path)
 
 def test_bad_policy_file_is_exit_2(tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
-    policy.write_text('version = "x"\n[budgets.inspection]\nminutes = -5\nclock = "lunar"\nseverity = "high"\n')
+    policy.write_text(
+        'version = "x"\n[budgets.inspection]\nminutes = -5\nclock = "lunar"\nseverity = "high"\n'
+    )
     result = _main("check-config", env={"POLICY_FILE": str(policy)}, cwd=tmp_path)
     assert result.returncode == 2
     assert "policy.toml" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,9 @@ async def test_migrations_create_every_table_and_are_recorded_once(tmp_path: Pat
         "tg_messages",
     ):
         assert table in tables
-    applied = [row[0] for row in await db.fetchall("SELECT filename FROM schema_migrations ORDER BY filename")]
+    applied = [
+        row[0] for row in await db.fetchall("SELECT filename FROM schema_migrations ORDER BY filename")
+    ]
     assert applied == sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
     assert await migrate(db.conn) == []  # a second run applies nothing
     mode = await db.fetchone("PRAGMA journal_mode")
@@ -60,7 +63,8 @@ async def test_an_applied_migration_edited_later_stops_start_up(tmp_path: Path) 
 async def test_a_second_process_on_the_same_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     db = await Database.open(path)
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "main.py", "migrate"],
         cwd=ROOT,
         env={"DATABASE_PATH": str(path), "PATH": "/usr/bin:/bin"},
