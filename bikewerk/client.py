@@ -13,7 +13,7 @@ import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -33,10 +33,9 @@ from bikewerk.contract import (
     StatusEvent,
     read_page,
 )
+from bot.clock import Clock, SystemClock
 
 Sleep = Callable[[float], Awaitable[None]]
-
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class BikeWerkError(Exception):
@@ -113,6 +112,7 @@ class BikeWerkClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         session: aiohttp.ClientSession | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
@@ -123,6 +123,7 @@ class BikeWerkClient:
         self._rng = rng or random.Random()
         self._session = session
         self._owns_session = session is None
+        self._clock = clock or SystemClock()
 
     async def __aenter__(self) -> BikeWerkClient:
         return self
@@ -170,10 +171,11 @@ class BikeWerkClient:
                     raw = await resp.read()
                     if resp.status < 300:
                         return raw
-                    if resp.status not in _RETRY_STATUSES:
+                    if resp.status != 429 and resp.status < 500:
                         raise BikeWerkHTTPError(resp.status, _message(raw))
                     last_error = f"HTTP {resp.status}: {_message(raw)}"
-                    hint = _retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
+                    # An HTTP-date Retry-After counts from the wall clock the server's clock is set to.
+                    hint = _retry_after(resp.headers.get("Retry-After"), self._clock.now())
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if hint is not None and hint > self.retry.max_delay:

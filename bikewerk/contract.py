@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from abc import ABC, abstractmethod
 from dataclasses import field
 from typing import Annotated, Any, Generic, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -168,15 +169,17 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
 
 
-class Envelope(BaseModel):
+class Envelope(BaseModel, ABC):
+    """What every page answer holds around its records."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     items: list[Any]
     has_more: bool | None = None
 
+    @abstractmethod
     def position(self) -> str:
         """Where the next page starts, as the sync stores it."""
-        raise NotImplementedError
 
 
 class OrdersPage(Envelope):

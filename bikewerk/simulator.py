@@ -12,8 +12,9 @@ timeouts, malformed records and schema drift. The control side lives under `/sim
 - `GET /sim/writes`: every write received, with its idempotency key and whether it was applied;
 - `GET /sim/stats`: requests per route, records served, faults injected, ids served malformed.
 
-Scale: a data set of 100,000 orders and 1,000,000 events is held as a few compact arrays; each order's history
-is regenerated from the seed when its events are served, so memory stays small and pages are cheap.
+Scale: 100,000 orders and 1,000,000 events are built in seconds and held as a few compact arrays (the event
+log in time order, as a CRM numbers its events); a record's JSON is rendered once and reused until the record
+changes, so serving pages costs little (`prerender()` does all of it up front).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import functools
 import json
 import logging
 import random
+import sys
 import zlib
 from array import array
 from collections import Counter
@@ -928,7 +930,7 @@ async def serve_simulator(
     try:
         url = await sim.start(host, port)
     except OSError as exc:
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}")
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     log_event(log, "simulator.started", url=url, orders=sim.order_count, events=sim.event_count, seed=seed)
     print(f"BikeWerk simulator at {url} ({sim.order_count} orders, {sim.event_count} events, seed {seed})")
