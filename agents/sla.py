@@ -89,7 +89,7 @@ async def process_visit(
     routing = Routing.from_settings(services.settings)
     reminded_at = breached_at = stuck_at = None
     if "remind" in actions:
-        await _remind(conn, visit, routing, now)
+        await _remind(conn, visit, routing, services.policy.reminder_share, now)
         reminded_at = now
         report.reminders += 1
     if "breach" in actions:
@@ -147,19 +147,25 @@ def _owner_chats(visit: store.DueVisit, routing: Routing) -> list[int]:
     return routing.contacts.leads()
 
 
-async def _remind(conn: aiosqlite.Connection, visit: store.DueVisit, routing: Routing, now: datetime) -> None:
+async def _remind(
+    conn: aiosqlite.Connection, visit: store.DueVisit, routing: Routing, share: float, now: datetime
+) -> None:
     chats = _owner_chats(visit, routing)
     for chat in chats:
         with in_locale(await chat_language(conn, chat, routing.default_lang)):
             text = cards.reminder_text(
-                order_id=visit.order_id, status=str(visit.status), breach_at=visit.breach_at, tz=routing.tz
+                order_id=visit.order_id,
+                status=str(visit.status),
+                share=share,
+                breach_at=visit.breach_at,
+                tz=routing.tz,
             )
         await put_message(conn, chat_id=chat, ref=f"sla:{visit.id}:remind", body=text, now=now)
     await record_decision(
         conn,
         kind="auto",
         action="remind",
-        reason=f"80% of the {visit.status} budget used",
+        reason=f"{round(share * 100)}% of the {visit.status} budget used",
         now=now,
         order_id=visit.order_id,
         details={

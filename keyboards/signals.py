@@ -31,6 +31,8 @@ from domain.signals import (
     SignalCommand,
     SignalFilter,
 )
+from domain.statuses import Status
+from keyboards.orders import status_label
 from storage.assignments import DispatchManager
 from storage.signals import Decision, Postmortem
 
@@ -130,11 +132,19 @@ def _value(value: Any) -> str:
     return escape(text if len(text) <= _MAX_DETAIL_CHARS else text[: _MAX_DETAIL_CHARS - 1] + "…")
 
 
+def _status_text(value: str) -> str:
+    """A status in the reader's language; a name we do not know (a CRM's own) is shown as it came."""
+    try:
+        return status_label(Status(value))
+    except ValueError:
+        return _value(value)
+
+
 def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
     details = signal.details
     lines: list[str] = []
     if signal.type in ("sla.breach", "order.stuck_72h") and "status" in details:
-        lines.append(_("Status: {status}").format(status=_value(details["status"])))
+        lines.append(_("Status: {status}").format(status=_status_text(str(details["status"]))))
         if "budget_minutes" in details and signal.type == "sla.breach":
             lines.append(
                 _("Budget: {minutes} min ({clock} time), policy {version}").format(
@@ -261,9 +271,12 @@ def reassign_keyboard(signal_id: int, managers: Sequence[tuple[str, str]]) -> In
 # --- notices ------------------------------------------------------------------------------------------------
 
 
-def reminder_text(*, order_id: str, status: str, breach_at: datetime, tz: ZoneInfo) -> str:
-    return _("⏰ Order {order} has used 80% of its time in {status}: move it on by {time}.").format(
-        order=escape(order_id), status=escape(status), time=local_time(breach_at, tz)
+def reminder_text(*, order_id: str, status: str, share: float, breach_at: datetime, tz: ZoneInfo) -> str:
+    return _("⏰ Order {order} has used {share} of its time in {status}: move it on by {time}.").format(
+        order=escape(order_id),
+        share=f"{round(share * 100)}%",
+        status=_status_text(status),
+        time=local_time(breach_at, tz),
     )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from aiohttp import web
@@ -17,6 +20,7 @@ from bikewerk.client import (
     RetryPolicy,
 )
 from bikewerk.simulator import BikeWerkSimulator
+from bot.clock import ManualClock
 
 
 class Sleeps:
@@ -35,6 +39,20 @@ async def sim() -> AsyncIterator[BikeWerkSimulator]:
     await simulator.start()
     yield simulator
     await simulator.stop()
+
+
+@asynccontextmanager
+async def serving(routes: list[web.RouteDef]) -> AsyncIterator[str]:
+    """A stand-in API answering in ways the simulator never does; yields its base URL."""
+    app = web.Application()
+    app.add_routes(routes)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 def client_for(url: str, sleeps: Sleeps, **kwargs: object) -> BikeWerkClient:
@@ -165,21 +183,12 @@ async def test_an_answer_that_is_not_a_page_is_a_contract_error() -> None:
     async def no_cursor(request: web.Request) -> web.Response:
         return web.json_response({"items": []})
 
-    app = web.Application()
-    app.add_routes([web.get("/api/crm/orders", garbage), web.get("/api/crm/order_status_events", no_cursor)])
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        async with BikeWerkClient(url) as client:
-            with pytest.raises(BikeWerkContractError, match="not a page of the contract"):
-                await client.orders_page()
-            with pytest.raises(BikeWerkContractError, match="next_since_id"):
-                await client.events_page()
-    finally:
-        await runner.cleanup()
+    routes = [web.get("/api/crm/orders", garbage), web.get("/api/crm/order_status_events", no_cursor)]
+    async with serving(routes) as url, BikeWerkClient(url) as client:
+        with pytest.raises(BikeWerkContractError, match="not a page of the contract"):
+            await client.orders_page()
+        with pytest.raises(BikeWerkContractError, match="next_since_id"):
+            await client.events_page()
 
 
 async def test_a_write_returns_the_crms_answer(sim: BikeWerkSimulator) -> None:
@@ -189,3 +198,26 @@ async def test_a_write_returns_the_crms_answer(sim: BikeWerkSimulator) -> None:
         with pytest.raises(ValueError, match="unknown CRM write"):
             await client.write("delete", order["id"], {}, idempotency_key="w-2")
     assert answer == {"order_id": order["id"], "manager_id": "m-02", "applied": True}
+
+
+async def test_a_retry_after_date_is_counted_from_the_clients_clock() -> None:
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    answers = iter(
+        [
+            web.json_response(
+                {"error": "maintenance"},
+                status=503,
+                headers={"Retry-After": format_datetime(now + timedelta(seconds=9), usegmt=True)},
+            ),
+            web.json_response({"items": []}),
+        ]
+    )
+
+    async def managers(request: web.Request) -> web.Response:
+        return next(answers)
+
+    sleeps = Sleeps()
+    routes = [web.get("/api/crm/managers", managers)]
+    async with serving(routes) as url, client_for(url, sleeps, clock=ManualClock(now)) as client:
+        assert (await client.managers()).records == []
+    assert sleeps.delays == [9.0]

@@ -21,8 +21,10 @@ from harness import Harness, start_harness
 from bikewerk.outbox import CrmOutboxWorker
 from bikewerk.sync import Syncer
 from bot.emulator import BotAPIEmulator, BotMessage, RateLimits
+from bot.i18n import in_locale
 from bot.sender import SendLimits
 from domain.checklist import ITEMS
+from keyboards.signals import type_title
 from scheduler.jobs import dispatch_tick, sync_bikewerk
 from storage.people import set_language
 
@@ -317,7 +319,11 @@ async def test_the_checklist_refuses_submit_until_complete_and_resumes_after_a_r
         and "4: a failed item needs a note" in shown
     )
     leads = world.tg.transcript(-1001)
-    assert any("Severe defect" in (m.text or "") and order_id in (m.text or "") for m in leads)
+    # The leads chat reads the default language, Russian.
+    with in_locale("ru"):
+        severe = type_title("quality.severe_defect")
+    assert severe != "Severe defect found"
+    assert any(severe in (m.text or "") and order_id in (m.text or "") for m in leads)
     saved = list((world.h.settings.artifacts_dir).rglob("01-*.jpg"))
     assert len(saved) == 1 and saved[0].read_bytes() == b"\xff\xd8 serial number plate"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bikewerk import contract
@@ -119,6 +119,14 @@ def test_a_history_has_exactly_the_changes_asked_for_and_moves_like_an_order(
         assert before not in (DELIVERED, CANCELLED)
         # one step on, back one or two steps (a detour), or cancelled
         assert after == CANCELLED or after - before in (1, -1, -2)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=0, max_value=40), st.floats(min_value=0, max_value=12))
+def test_the_data_set_has_exactly_the_events_asked_for(orders: int, per_order: float) -> None:
+    sim = BikeWerkSimulator(seed=1, orders=orders, events_per_order=per_order, anchor=ANCHOR)
+    assert sim.order_count == orders
+    assert sim.event_count == max(orders, round(orders * per_order))  # every order has its first event
 
 
 async def test_the_change_feed_resumes_after_its_cursor_and_brings_a_changed_order_once_more(
