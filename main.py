@@ -31,6 +31,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="sync orders, events and managers from the BikeWerk API")
     sync.add_argument("--once", action="store_true", help="one full pass, then exit (default: keep syncing)")
 
+    baseline = commands.add_parser("baseline", help="import the KPI baseline from a CSV or JSON file")
+    baseline.add_argument("file", type=Path, help="metric,scope,value rows (CSV) or the same as JSON")
+
     simulator = commands.add_parser("simulator", help="serve the BikeWerk API simulator")
     simulator.add_argument("--host", default="127.0.0.1")
     simulator.add_argument("--port", type=int, default=8081)
@@ -76,6 +79,24 @@ async def _migrate(settings: Settings) -> int:
     return EXIT_OK
 
 
+async def _import_baseline(settings: Settings, path: Path) -> int:
+    from datetime import UTC, datetime
+
+    from agents.kpi import BaselineError, import_baseline
+    from storage.db import Database
+
+    db = await Database.open(settings.database_path)
+    try:
+        stored = await import_baseline(db, path, datetime.now(UTC))
+    except BaselineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    finally:
+        await db.close()
+    print(f"baseline: {stored} values imported from {path}")
+    return EXIT_OK
+
+
 def _check_config(settings: Settings) -> int:
     policy = load_policy(settings.policy_file)
     print(f"configuration is valid; policy version {policy.version}")
@@ -99,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check_config(settings)
         if args.command == "migrate":
             return _run_async(lambda: _migrate(settings))
+        if args.command == "baseline":
+            return _run_async(lambda: _import_baseline(settings, args.file))
         if args.command == "run":
             from bot.app import run_bot
 

@@ -59,7 +59,7 @@ class DispatchReport:
     expired: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _snapshots(
+def manager_snapshots(
     managers: Sequence[DispatchManager], loads: dict[str, dict[Status, int]], working: bool
 ) -> list[ManagerSnapshot]:
     return [
@@ -106,7 +106,7 @@ async def _dispatch(conn: aiosqlite.Connection, services: Services, now: datetim
         conn=conn,
         services=services,
         now=now,
-        snapshots=_snapshots(managers, loads, services.calendar.is_working(now)),
+        snapshots=manager_snapshots(managers, loads, services.calendar.is_working(now)),
         chats={m.id: m.telegram_id for m in managers if m.telegram_id is not None},
         refused=await store.refusals_of_pending(conn),
         waiting=await store.waiting_orders(conn),

@@ -917,13 +917,13 @@ class ManagerLine:
 async def managers_overview(services: Services, now: datetime) -> list[ManagerLine]:
     """Every manager with load, shift, capacity and misses, scored exactly as the dispatcher scores them."""
     # Imported here: the dispatcher imports this module (raise_signal) at load time.
-    from agents.dispatcher import _snapshots
+    from agents.dispatcher import manager_snapshots
 
     conn = services.db.conn
     managers = await dispatch_managers(conn)
     loads = await open_orders_by_manager(conn)
     working = services.calendar.is_working(now)
-    candidates = score(_snapshots(managers, loads, working), services.policy.load_weights)
+    candidates = score(manager_snapshots(managers, loads, working), services.policy.load_weights)
     return [
         ManagerLine(m, c, on_shift(working, m.shift_override))
         for m, c in zip(managers, candidates, strict=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ["run", "demo", "simulate", "migrate", "sync", "simulator", "check-config"]
+COMMANDS = ["run", "demo", "simulate", "migrate", "sync", "simulator", "check-config", "baseline"]
 
 
 def _main(
@@ -73,3 +74,23 @@ def test_check_config_accepts_the_shipped_defaults(tmp_path: Path) -> None:
     result = _main("check-config", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "configuration is valid" in result.stdout
+
+
+def test_baseline_is_imported_from_csv_and_a_bad_file_changes_nothing(tmp_path: Path) -> None:
+    env = {"DATABASE_PATH": str(tmp_path / "kpi.db")}
+    good = tmp_path / "baseline.csv"
+    good.write_text("metric,value\npending_manager_orders,12\nstuck_share,0.25\n")
+    result = _main("baseline", str(good), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2 values imported" in result.stdout
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,amount\nx,1\n")
+    result = _main("baseline", str(bad), env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "metric,value" in result.stderr and "Traceback" not in result.stderr
+
+    rows = sqlite3.connect(tmp_path / "kpi.db").execute(
+        "SELECT metric, value FROM kpi_baseline ORDER BY metric"
+    )
+    assert rows.fetchall() == [("pending_manager_orders", 12.0), ("stuck_share", 0.25)]
