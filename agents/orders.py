@@ -15,6 +15,8 @@ from typing import Any
 
 import aiosqlite
 
+from agents.decisions import actor_of, record_decision
+from agents.signals import request_approval
 from bikewerk.outbox import enqueue_crm_write
 from bot.i18n import in_locale
 from bot.logs import log_event
@@ -35,6 +37,7 @@ from keyboards.orders import (
 from storage import assignments as assignment_store
 from storage import checklist as checklist_store
 from storage import orders as order_store
+from storage import signals as signal_store
 from storage.assignments import Assignment
 from storage.messages import put_message
 from storage.people import chat_language
@@ -112,9 +115,11 @@ async def change_status(
 ) -> Order:
     """Move an order to `to` for its manager or an admin; returns the order as it is now.
 
-    Refuses (ActionRefused, nothing changed) a stranger, an illegal or premature step, a cancel without a
-    reason and "shipped" without a valid tracking number. Accepting is agents.dispatcher.accept_offer.
+    Refuses (ActionRefused, nothing changed) a stranger, an illegal or premature step and "shipped" without
+    a valid tracking number. Accepting is agents.dispatcher.accept_offer; cancelling is `cancel_order`.
     """
+    if to is Status.CANCELLED:
+        raise ValueError("a cancel goes through cancel_order: a manager's needs an admin's approval")
     async with services.db.transaction() as conn:
         order = await load_order(conn, order_id)
         actor = await authorise(conn, services, order, actor_telegram_id)
@@ -123,8 +128,6 @@ async def change_status(
             raise ActionRefused("not_allowed", order=order.id, status=order.status)
         complete = to is Status.AWAITING_CLIENT and await checklist_complete(conn, order)
         _check(order, to, complete=complete)
-        if to is Status.CANCELLED and reason not in (*CANCEL_REASONS, CLIENT_SAID_NO):
-            raise ActionRefused("reason_required" if not reason else "bad_reason")
         if to is Status.IN_TRANSIT:
             tracking = (tracking or "").strip()
             if not tracking:
@@ -136,6 +139,72 @@ async def change_status(
         )
     services.wake_sender()
     return updated
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What a cancel press did: `order` as it is now; `signal_id` set when it waits for an admin."""
+
+    order: Order
+    signal_id: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_id is not None
+
+
+async def cancel_order(
+    services: Services, order_id: str, *, actor_telegram_id: int, now: datetime, reason: str | None
+) -> Cancellation:
+    """Cancel with a reason (SPEC §6: a human decision). An admin's cancel is their own decision and happens
+    at once; a manager's becomes a request an admin approves or rejects (agents.approvals carries it out),
+    and the card says it waits. A repeat while one waits joins the same request (one signal per order)."""
+    async with services.db.transaction() as conn:
+        order = await load_order(conn, order_id)
+        actor = await authorise(conn, services, order, actor_telegram_id)
+        _check(order, Status.CANCELLED, complete=False)
+        if reason not in (*CANCEL_REASONS, CLIENT_SAID_NO):
+            raise ActionRefused("reason_required" if not reason else "bad_reason")
+        who = actor_of(actor_telegram_id)
+        facts = {
+            "status": order.status.value,
+            "manager_id": actor.manager_id,
+            "telegram_id": actor_telegram_id,
+        }
+        if actor_telegram_id in services.settings.admin_ids:
+            decision_id = await record_decision(
+                conn,
+                kind="human",
+                action="cancel",
+                actor=who,
+                reason=reason,
+                now=now,
+                order_id=order.id,
+                details=facts,
+            )
+            admin = Actor(actor_telegram_id, None).name
+            order = await apply_status(
+                conn, services, order, Status.CANCELLED, actor=admin, now=now, reason=reason
+            )
+            await signal_store.set_effect(
+                conn, decision_id, {"moved_to": order.status.value, "minutes": 0}, now
+            )
+            signal_id = None
+        else:
+            signal_id, _ = await request_approval(
+                conn,
+                action="cancel",
+                reason=reason,
+                now=now,
+                settings=services.settings,
+                requested_by=who,
+                order_id=order.id,
+                details=facts,
+            )
+            await put_card_for(conn, services, order, now=now)
+            log_event(log, "order.cancel_requested", order=order.id, signal=signal_id, actor=actor.name)
+    services.wake_sender()
+    return Cancellation(order, signal_id)
 
 
 async def apply_status(
@@ -204,6 +273,8 @@ async def _render_card(
         answer_reason=offer.decline_reason if offer else None,
         deadline=deadline,
         cancel_reason=cancel_reason,
+        cancel_requested=order.status not in FINAL_STATUSES
+        and await signal_store.pending_request_on_order(conn, order.id, "cancel") is not None,
         mode=mode,
     )
     lang = await chat_language(conn, chat_id, services.settings.default_language)

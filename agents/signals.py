@@ -9,7 +9,7 @@ keyboards/signals.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -294,6 +294,11 @@ async def request_approval(
         raised_by=requested_by,
         settings=settings,
     )
+    routing = Routing.from_settings(settings)
+    signal = await store.get_signal(conn, signal_id)
+    if signal is not None and routing.contacts.admins():
+        # Only admins (and the owner) can approve: their chats get the ping too, wherever the type routes it.
+        await _render_pings(conn, signal, routing, now, add=routing.contacts.admins())
     pending = await store.pending_approval(conn, signal_id)
     if pending is not None:
         return signal_id, pending.id
@@ -440,8 +445,12 @@ async def _resolve(ctx: _Context, signal: Signal, command: SignalCommand) -> Out
 async def _decision(ctx: _Context, signal: Signal, command: SignalCommand) -> Outcome:
     if not signal.needs_decision:
         return Outcome(signal, "not_a_decision")
+    # Lazy: agents.approvals carries out orders' changes, and agents.orders imports this module.
+    from agents.approvals import Verdict, settle
+
     approved = command.action is DecideAction.APPROVE
     word = "approved" if approved else "rejected"
+    request = await store.pending_approval(ctx.conn, signal.id)
     await settle_approval(
         ctx.conn,
         signal.id,
@@ -451,10 +460,18 @@ async def _decision(ctx: _Context, signal: Signal, command: SignalCommand) -> Ou
         now=ctx.now,
         order_id=signal.order_id,
     )
+    verdict = Verdict(approved, ctx.actor.user_id, command.comment)
+    settled = None if request is None else await settle(ctx.conn, ctx.services, request, verdict, ctx.now)
     updated = await resolve_signal(
-        ctx.conn, signal, ctx.routing, ctx.now, by=ctx.actor.user_id, resolution=command.comment or word
+        ctx.conn,
+        signal,
+        ctx.routing,
+        ctx.now,
+        by=ctx.actor.user_id,
+        resolution=settled.resolution if settled else command.comment or word,
+        told=settled.told if settled else frozenset(),
     )
-    return Outcome(updated)
+    return Outcome(updated, notes=[settled.note] if settled else [])
 
 
 async def _reassign(ctx: _Context, signal: Signal, command: SignalCommand) -> Outcome:
@@ -588,8 +605,10 @@ async def resolve_signal(
     *,
     by: int | None,
     resolution: str,
+    told: Collection[int] = (),
 ) -> Signal:
-    """Resolve, re-render the pings, and tell whoever raised or escalated it (except the resolver)."""
+    """Resolve, re-render the pings, and tell whoever raised or escalated it (except the resolver and the
+    people in `told`, who heard about it in their own words already)."""
     updated = await _change(
         conn,
         signal,
@@ -607,6 +626,7 @@ async def resolve_signal(
         if decision.action == "escalate" and decision.actor.isdigit():
             people.add(int(decision.actor))
     people.discard(by or 0)
+    people.difference_update(told)
     names = await store.person_names(conn, [by])
     for person in sorted(people):
         await _put(

@@ -119,8 +119,7 @@ async def cmd_decide(message: Message, command: CommandObject, services: Service
         await message.answer(cards.refusal_text(outcome.refusal or "not_found", parsed))
         return
     text = cards.done_text(outcome.signal, parsed, services.settings.tz)
-    if "postmortem" in outcome.notes:
-        text += " " + cards.postmortem_sent_text()
+    text += cards.notes_text(outcome.notes)
     await message.answer(text)
 
 

@@ -21,7 +21,6 @@ from agents.checklist import open_checklist
 from agents.orders import ActionRefused
 from bot.roles import Caller
 from bot.services import Services
-from domain.statuses import Status
 from keyboards.orders import (
     STEP_ACTIONS,
     MyOrder,
@@ -95,10 +94,10 @@ async def _step(services: Services, caller: Caller, data: StepCallback) -> str |
         )
         return done_text("status", order=order.id, status=status_label(order.status))
     if data.act == "cx":
-        order = await orders.change_status(
-            services, order_id, Status.CANCELLED, actor_telegram_id=who, now=now, reason=data.r
-        )
-        return done_text("status", order=order.id, status=status_label(order.status))
+        done = await orders.cancel_order(services, order_id, actor_telegram_id=who, now=now, reason=data.r)
+        if done.requested:
+            return done_text("cancel_requested", order=done.order.id)
+        return done_text("status", order=done.order.id, status=status_label(done.order.status))
     if data.act == "chk":
         await open_checklist(services, order_id, actor_telegram_id=who, now=now)
         return done_text("checklist_opened", order=order_id)

@@ -62,8 +62,7 @@ async def on_signal_button(callback: CallbackQuery, services: Services, caller: 
         )
         return
     text = cards.done_text(outcome.signal, command, services.settings.tz)
-    if "postmortem" in outcome.notes:
-        text += " " + cards.postmortem_sent_text()
+    text += cards.notes_text(outcome.notes)
     await callback.answer(short(text))
     if command.action is DecideAction.REASSIGN and isinstance(callback.message, Message):
         # The picker has done its job: drop its buttons.

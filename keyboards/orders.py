@@ -211,6 +211,7 @@ class CardView:
     answer_reason: str | None = None  # decline reason code, or release reason code
     deadline: datetime | None = None
     cancel_reason: str | None = None
+    cancel_requested: bool = False  # a manager's cancel waits for an admin's approval
     mode: CardMode = "normal"
 
 
@@ -264,10 +265,12 @@ def _progress_part(view: CardView, lines: list[str], rows: list[list[Button]]) -
             step=next_step_label(order.status), deadline=when(view.deadline, view.tz)
         )
     )
+    if view.cancel_requested:
+        lines.append(_("⏳ Cancellation requested — waiting for an admin's approval."))
     if view.handle is None:
         return
     handle = view.handle
-    if view.mode == "cancel":
+    if view.mode == "cancel" and not view.cancel_requested:
         lines.append(_("Cancel the order? Choose a reason:"))
         rows.extend(
             [button(str(text), StepCallback(act="cx", h=handle, r=code))]
@@ -280,22 +283,23 @@ def _progress_part(view: CardView, lines: list[str], rows: list[list[Button]]) -
         rows.append([button(_("« Back"), StepCallback(act="back", h=handle))])
     else:
         for target in next_steps(order.status):
-            rows.extend([b] for b in _step_buttons(target, handle))
+            # One cancel request at a time: no cancel buttons while one waits for an admin.
+            rows.extend([b] for b in _step_buttons(target, handle, cancel=not view.cancel_requested))
 
 
-def _step_buttons(target: Status, handle: int) -> list[Button]:
-    """The buttons for one legal transition (domain.statuses.next_steps decides which transitions exist)."""
+def _step_buttons(target: Status, handle: int, *, cancel: bool) -> list[Button]:
+    """The buttons for one legal transition (domain.statuses.next_steps decides which transitions exist);
+    without `cancel`, none that cancel the order."""
     if target is Status.CANCELLED:
-        return [button(_("Cancel the order"), StepCallback(act="cxl", h=handle))]
+        return [button(_("Cancel the order"), StepCallback(act="cxl", h=handle))] if cancel else []
     if target is Status.INSPECTION:
         return [button(_("🔍 Start inspection"), StepCallback(act="insp", h=handle))]
     if target is Status.AWAITING_CLIENT:
         return [button(_("📋 Open checklist"), StepCallback(act="chk", h=handle))]
     if target is Status.READY_FOR_SHIPMENT:
-        return [
-            button(_("👍 Client answered yes"), StepCallback(act="yes", h=handle)),
-            button(_("👎 Client answered no"), StepCallback(act="cx", h=handle, r=CLIENT_SAID_NO)),
-        ]
+        yes = button(_("👍 Client answered yes"), StepCallback(act="yes", h=handle))
+        no = button(_("👎 Client answered no"), StepCallback(act="cx", h=handle, r=CLIENT_SAID_NO))
+        return [yes, no] if cancel else [yes]
     if target is Status.IN_TRANSIT:
         return [button(_("🚚 Shipped (enter tracking number)"), StepCallback(act="ship", h=handle))]
     if target is Status.DELIVERED:
@@ -503,6 +507,10 @@ _DONE: dict[str, LazyProxy] = {
     "accepted_before": __("You have already accepted order {order}."),
     "declined": __("Declined. The order goes to another manager."),
     "status": __("Order {order}: {status}."),
+    "cancel_requested": __("Cancellation of order {order} requested: an admin will approve or reject it."),
+    "cancel_approved": __("Order {order} is cancelled: an admin approved your request."),
+    "cancel_rejected": __("Cancellation rejected: order {order} stays as it was. Admin's comment: {comment}"),
+    "cancel_moot": __("Your cancellation of order {order} was not carried out: the order is {status} now."),
     "checklist_opened": __("The checklist of order {order} is open (in the checklist message)."),
     "answered": __("Item {item}: saved."),
     "item_chosen": __("Item {item}: send its photos, documents or note now."),

@@ -502,6 +502,17 @@ def postmortem_sent_text() -> str:
     return _("The postmortem questions are waiting in your private chat with the bot.")
 
 
+def notes_text(notes: Sequence[str]) -> str:
+    """The extra facts of a command's answer (agents.signals.Outcome.notes), each after a space."""
+    texts = {
+        "postmortem": postmortem_sent_text(),
+        "carried_out": _("Done: the approved action was carried out."),
+        "rejected": _("The requester was told; nothing changed."),
+        "moved_on": _("The order had moved on meanwhile: nothing was changed."),
+    }
+    return "".join(" " + texts[n] for n in notes if n in texts)
+
+
 def staff_only_text(command: str) -> str:
     return _("Only leads, admins and the owner can use {command}.").format(command=command)
 

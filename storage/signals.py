@@ -374,6 +374,19 @@ async def pending_approval(source: Source, signal_id: int) -> Decision | None:
     return None if row is None else _decision(row)
 
 
+async def pending_request_on_order(source: Source, order_id: str, action: str) -> Decision | None:
+    """The request of `action` on an order still waiting for an admin's approval, if any."""
+    row = await _row(
+        source,
+        """
+        SELECT * FROM ai_decisions WHERE order_id = ? AND action = ? AND state = 'pending_approval'
+        ORDER BY id DESC LIMIT 1
+        """,
+        (order_id, action),
+    )
+    return None if row is None else _decision(row)
+
+
 async def set_decision_state(conn: aiosqlite.Connection, decision_id: int, state: str) -> None:
     await conn.execute("UPDATE ai_decisions SET state = ? WHERE id = ?", (state, decision_id))
 

@@ -147,8 +147,8 @@ async def test_ties_go_to_the_manager_assigned_longest_ago(services: Services) -
     await add_order(services, "A-1")
     assert (await dispatcher.dispatch_pending(services)).offered == {"A-1": "m1"}
     await accept(services, "A-1", 1001)
-    await orders.change_status(
-        services, "A-1", Status.CANCELLED, actor_telegram_id=1001, now=services.clock.now(), reason="client"
+    await orders.cancel_order(
+        services, "A-1", actor_telegram_id=ADMIN, now=services.clock.now(), reason="client"
     )
     clock_of(services).advance(timedelta(minutes=5))
     await add_order(services, "A-2")
@@ -511,9 +511,7 @@ async def test_shipping_needs_a_tracking_number_and_delivery_closes_the_order(se
     assert writes[0]["tracking_number"] == "DHL-1234 5678"
     assert await rows(services, "SELECT * FROM sla_timers WHERE closed_at IS NULL") == []
     with pytest.raises(ActionRefused) as closed:
-        await orders.change_status(
-            services, "A-1", Status.CANCELLED, actor_telegram_id=1001, now=now, reason="other"
-        )
+        await orders.cancel_order(services, "A-1", actor_telegram_id=1001, now=now, reason="other")
     assert closed.value.code == "final_status"
 
 
@@ -529,11 +527,12 @@ async def test_the_client_answering_and_cancelling_need_the_right_buttons_and_re
     )
     assert ready.status is Status.READY_FOR_SHIPMENT
     with pytest.raises(ActionRefused) as no_reason:
-        await orders.change_status(services, "A-2", Status.CANCELLED, actor_telegram_id=1001, now=now)
+        await orders.cancel_order(services, "A-2", actor_telegram_id=1001, now=now, reason=None)
     assert no_reason.value.code == "reason_required"
-    cancelled = await orders.change_status(
-        services, "A-2", Status.CANCELLED, actor_telegram_id=1001, now=now, reason="client_no"
-    )
+    # An admin's cancel is their own decision and happens at once (a manager's waits: tests/test_approvals.py).
+    cancelled = (
+        await orders.cancel_order(services, "A-2", actor_telegram_id=ADMIN, now=now, reason="client_no")
+    ).order
     assert cancelled.status is Status.CANCELLED
     events = await rows(services, "SELECT reason FROM order_status_events WHERE order_id = 'A-2'")
     assert events == [{"reason": "client_no"}]
