@@ -16,7 +16,6 @@ from typing import IO
 import aiosqlite
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 class StorageError(Exception):
@@ -35,7 +34,7 @@ def ts(instant: datetime) -> str:
     """Encode an aware instant as fixed-width UTC text, so that SQL string order is time order."""
     if instant.tzinfo is None:
         raise ValueError("naive datetime: every instant in the store is timezone-aware")
-    # isoformat is about three times as fast as strftime(_TS_FORMAT) and gives the same text once in UTC.
+    # Always YYYY-MM-DDTHH:MM:SS.ffffffZ; isoformat is about three times as fast as strftime for it.
     text = instant.isoformat(timespec="microseconds")
     if not text.endswith("+00:00"):
         text = instant.astimezone(UTC).isoformat(timespec="microseconds")
