@@ -104,7 +104,8 @@ async def _settle_cancel(
             await _tell(
                 conn, services, person, ref, now, "cancel_moot", order=request.order_id, status=status
             )
-        return Settled(f"{word}; the order was {status} by then: nothing changed", "moved_on", told)
+        why = f"the order was {status} by then" if status is not None else "the order is not known"
+        return Settled(f"{verdict.comment or word}; {why}: nothing changed", "moved_on", told)
     if not verdict.approved:
         await store.set_effect(
             conn, request.id, {"moved_to": None, "minutes": minutes, "carried_out": False}, now
@@ -121,7 +122,7 @@ async def _settle_cancel(
                 order=order.id,
                 comment=verdict.comment or "—",
             )
-        return Settled(f"rejected: {verdict.comment}" if verdict.comment else "rejected", "rejected", told)
+        return Settled(verdict.comment or word, "rejected", told)
     admin = Actor(verdict.by, None).name
     cancelled = await apply_status(
         conn, services, order, Status.CANCELLED, actor=admin, now=now, reason=request.reason
@@ -130,10 +131,7 @@ async def _settle_cancel(
     await store.set_effect(conn, request.id, effect, now)
     for person in told:
         await _tell(conn, services, person, ref, now, "cancel_approved", order=order.id)
-    resolution = (
-        f"approved: {verdict.comment}; order cancelled" if verdict.comment else "approved; order cancelled"
-    )
-    return Settled(resolution, "carried_out", told)
+    return Settled(f"{verdict.comment or word}; order cancelled", "carried_out", told)
 
 
 _SETTLERS: dict[str, Settler] = {"cancel": _settle_cancel}

@@ -158,13 +158,17 @@ async def test_decide_approves_and_rejects_what_waits_for_an_admin(h: Harness) -
     h.app.services.wake_sender()
     ping = await h.shown(LEADS_CHAT, "cancel the order")
     assert {"✅ Approve", "⛔ Reject"} <= {text for text, _ in ping.buttons}
+    # Only admins approve: they get the pings privately too.
+    await h.shown(ADMIN, "cancel the order")
+    await h.shown(ADMIN, "pay a compensation")
 
     assert (
         await h.say(LEAD, f"/decide {cancel} approve")
         == f"Only an admin or the owner can approve or reject signal #{cancel}."
     )
-    assert (
-        await h.say(ADMIN, f"/decide {cancel} approve the client confirmed") == f"Signal #{cancel}: approved."
+    # Order O7 is not in the store: the approval is recorded, and the cancel is not carried out.
+    assert (await h.say(ADMIN, f"/decide {cancel} approve the client confirmed")).startswith(
+        f"Signal #{cancel}: approved. "
     )
     await h.until(lambda: "Resolved by Adam" in (h.latest(LEADS_CHAT, "cancel the order").text or ""))  # type: ignore[union-attr]
     await h.shown(MANAGER_TG, "was resolved by Adam")  # the manager who asked hears the outcome

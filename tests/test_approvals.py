@@ -119,7 +119,7 @@ async def test_an_approval_cancels_through_the_status_change_with_the_admin_as_a
     # The manager hears it once, in those words, not also as a generic "signal resolved".
     assert await rows(services, "SELECT id FROM tg_messages WHERE ref LIKE '%:resolved'") == []
     [signal] = await rows(services, "SELECT state, resolution FROM ai_signals")
-    assert signal == {"state": "resolved", "resolution": "approved: client confirmed; order cancelled"}
+    assert signal == {"state": "resolved", "resolution": "client confirmed; order cancelled"}
     request = await request_of(services)
     assert request["state"] == "approved"
     assert json.loads(request["effect"]) == {"moved_to": "cancelled", "minutes": 30, "carried_out": True}
@@ -189,23 +189,23 @@ async def test_a_cancel_needs_a_known_reason_and_the_right_person(services: Serv
 # --- end to end: the real bot, the Bot API emulator and the BikeWerk simulator
 
 
-async def accepted_order(world: World) -> str:
-    order_id = await offered_order(world)
-    assert "is yours" in await world.press(ANNA, "Accept")
-    async with world.h.services.db.transaction() as conn:  # the admin reads English, like the managers
-        await set_language(conn, telegram_id=ADMIN_ID, lang="en", now=world.h.clock.now())
+async def accepted_order(flow: World) -> str:
+    order_id = await offered_order(flow)
+    assert "is yours" in await flow.press(ANNA, "Accept")
+    async with flow.h.services.db.transaction() as conn:  # the admin reads English, like the managers
+        await set_language(conn, telegram_id=ADMIN_ID, lang="en", now=flow.h.clock.now())
     return order_id
 
 
-def approval_ping(world: World, order_id: str) -> BotMessage:
+def approval_ping(flow: World, order_id: str) -> BotMessage:
     """The ping in the admins' group (which reads the default language, Russian)."""
-    found = [m for m in world.tg.transcript(ADMIN_CHAT_ID) if order_id in (m.text or "")]
+    found = [m for m in flow.tg.transcript(ADMIN_CHAT_ID) if order_id in (m.text or "")]
     assert len(found) == 1, f"expected one approval ping for {order_id}, found {len(found)}"
     return found[0]
 
 
-async def signal_of(world: World, order_id: str) -> int:
-    [row] = await world.h.services.db.fetchall("SELECT id FROM ai_signals WHERE order_id = ?", (order_id,))
+async def signal_of(flow: World, order_id: str) -> int:
+    [row] = await flow.h.services.db.fetchall("SELECT id FROM ai_signals WHERE order_id = ?", (order_id,))
     return int(row["id"])
 
 

@@ -529,7 +529,7 @@ async def test_the_client_answering_and_cancelling_need_the_right_buttons_and_re
     with pytest.raises(ActionRefused) as no_reason:
         await orders.cancel_order(services, "A-2", actor_telegram_id=1001, now=now, reason=None)
     assert no_reason.value.code == "reason_required"
-    # An admin's cancel is their own decision and happens at once (a manager's waits: tests/test_approvals.py).
+    # An admin's cancel happens at once (a manager's waits for an admin: tests/test_approvals.py).
     cancelled = (
         await orders.cancel_order(services, "A-2", actor_telegram_id=ADMIN, now=now, reason="client_no")
     ).order

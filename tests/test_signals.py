@@ -296,7 +296,8 @@ async def test_approval_waits_for_an_admin_and_records_the_outcome(world: World)
     [approve] = await world.decisions("approve")
     assert approve["actor"] == str(ADMIN) and approve["kind"] == "human"
     [signal] = await world.signals()
-    assert signal.state == "resolved" and signal.resolution == "ok"
+    # Order O1 is not in the store, so the cancel itself is not carried out (tests/test_approvals.py).
+    assert signal.state == "resolved" and signal.resolution == "ok; the order is not known: nothing changed"
     # The manager who asked hears about it.
     [notice] = await world.messages(MANAGER_TG)
     assert notice["ref"] == f"signal:{signal_id}:resolved"
