@@ -85,8 +85,7 @@ async def _tell(
 async def _settle_cancel(
     conn: aiosqlite.Connection, services: Services, request: store.Decision, verdict: Verdict, now: datetime
 ) -> Settled:
-    assert request.order_id is not None
-    order = await order_store.get_order(conn, request.order_id)
+    order = await order_store.get_order(conn, request.order_id) if request.order_id else None
     requester = request.details.get("telegram_id")
     told = frozenset({requester}) if isinstance(requester, int) else frozenset()
     ref = f"order:{request.order_id}:cancel:{request.id}"

@@ -35,7 +35,7 @@ from bot.clock import ManualClock
 from bot.config import load_settings
 from bot.services import Services
 from domain.policy import Policy, calendar_for
-from domain.statuses import Status
+from domain.statuses import STATUS_ORDER, Status
 from storage.db import Database, ts
 
 TARGET_SECONDS = 1.0
@@ -44,16 +44,7 @@ DAYS = 90
 OWNER = 200
 MANAGERS = 50
 
-P, A, IN, W, R, T, D, C = (
-    Status.PENDING_MANAGER,
-    Status.ACCEPTED,
-    Status.INSPECTION,
-    Status.AWAITING_CLIENT,
-    Status.READY_FOR_SHIPMENT,
-    Status.IN_TRANSIT,
-    Status.DELIVERED,
-    Status.CANCELLED,
-)
+P, A, IN, W, R, T, D, C = STATUS_ORDER
 # Minutes an order spends in each status (uniform range) and the SLA budget as elapsed minutes (working-time
 # budgets stretched by nights and weekends, roughly).
 STAY = {P: (2, 60), A: (30, 480), IN: (120, 2880), W: (60, 4320), R: (120, 2880), T: (1440, 14400)}

@@ -41,21 +41,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bikewerk.contract import MAX_PAGE_SIZE, AssignWrite, Manager, StatusWrite, as_json, describe, validate
 from bot.clock import Clock, SystemClock
 from bot.logs import log_event
-from domain.statuses import Status
+from domain.statuses import STATUS_ORDER, Status
 
 log = logging.getLogger(__name__)
 
-# Status codes of the data set: the forward chain 0..6, then cancelled.
-_CODES: tuple[Status, ...] = (
-    Status.PENDING_MANAGER,
-    Status.ACCEPTED,
-    Status.INSPECTION,
-    Status.AWAITING_CLIENT,
-    Status.READY_FOR_SHIPMENT,
-    Status.IN_TRANSIT,
-    Status.DELIVERED,
-    Status.CANCELLED,
-)
+# Status codes of the data set: the lifecycle order (the forward chain 0..6, then cancelled).
+_CODES: tuple[Status, ...] = tuple(STATUS_ORDER)
 _CODE_OF = {status: code for code, status in enumerate(_CODES)}
 PENDING, IN_TRANSIT, DELIVERED, CANCELLED = 0, 5, 6, 7
 _FINAL = frozenset({DELIVERED, CANCELLED})

@@ -51,7 +51,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from aiogram import Bot
@@ -1529,48 +1529,32 @@ class BotAPIEmulator:
         raise _bad(f"there is no {name} in the request")
 
     async def _send_photo(self, p: dict[str, Any]) -> dict[str, Any]:
-        chat = self._target(p)
-        caption, entities, key = self._caption(p)
-        markup = self._markup(p)
-        reply = self._reply_to(chat, p)
-        f = self._input_file(p, "photo", "photo")
-        self._rate_limit("sendPhoto", chat)
-        msg = self._bot_message(chat, markup, reply)
-        msg["photo"] = self._photo_sizes(f)
-        self._add_bot_caption(msg, caption, entities)
-        state = BotMessage(
-            message_id=msg["message_id"],
-            chat_id=chat.id,
-            text=None,
-            caption=caption,
-            kind="photo",
-            reply_markup=markup,
-            photo_bytes=f.data,
-            parse_mode=p.get("parse_mode"),
-            raw_text=p.get("caption"),
-            entities=entities,
-        )
-        return self._keep(chat, msg, state, (key, _markup_key(markup)))
+        return self._send_file(p, "photo")
 
     async def _send_document(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._send_file(p, "document")
+
+    def _send_file(self, p: dict[str, Any], kind: Literal["photo", "document"]) -> dict[str, Any]:
+        """sendPhoto / sendDocument: the same request shape, differing only in the file field."""
         chat = self._target(p)
         caption, entities, key = self._caption(p)
         markup = self._markup(p)
         reply = self._reply_to(chat, p)
-        f = self._input_file(p, "document", "document")
-        self._rate_limit("sendDocument", chat)
+        f = self._input_file(p, kind, kind)
+        self._rate_limit("sendPhoto" if kind == "photo" else "sendDocument", chat)
         msg = self._bot_message(chat, markup, reply)
-        msg["document"] = self._document_json(f)
+        msg[kind] = self._photo_sizes(f) if kind == "photo" else self._document_json(f)
         self._add_bot_caption(msg, caption, entities)
         state = BotMessage(
             message_id=msg["message_id"],
             chat_id=chat.id,
             text=None,
             caption=caption,
-            kind="document",
+            kind=kind,
             reply_markup=markup,
-            document_bytes=f.data,
-            file_name=f.file_name,
+            photo_bytes=f.data if kind == "photo" else None,
+            document_bytes=f.data if kind == "document" else None,
+            file_name=f.file_name if kind == "document" else None,
             parse_mode=p.get("parse_mode"),
             raw_text=p.get("caption"),
             entities=entities,

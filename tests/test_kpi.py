@@ -59,20 +59,11 @@ from domain.kpi import (
     throughput_total,
     time_to_next_status,
 )
-from domain.statuses import Status
+from domain.statuses import STATUS_ORDER
 from storage import kpi as kpi_store
 from storage.db import Database
 
-PM, AC, IN, AW, RS, TR, DL, CX = (
-    Status.PENDING_MANAGER,
-    Status.ACCEPTED,
-    Status.INSPECTION,
-    Status.AWAITING_CLIENT,
-    Status.READY_FOR_SHIPMENT,
-    Status.IN_TRANSIT,
-    Status.DELIVERED,
-    Status.CANCELLED,
-)
+PM, AC, IN, AW, RS, TR, DL, CX = STATUS_ORDER
 DAY = Window.ending(NOW)
 
 
