@@ -8,6 +8,7 @@ what is expected; nothing changes then.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import F, Router
@@ -39,6 +40,41 @@ def _staff(caller: Caller) -> bool:
 
 def _pages(total: int) -> int:
     return max(1, -(-total // PER_PAGE))
+
+
+# A paged list: (services, page) -> (text, pager keyboard).
+PageView = Callable[[Services, int], Awaitable[tuple[str, InlineKeyboardMarkup | None]]]
+
+
+async def _first_page(
+    message: Message, services: Services, caller: Caller, command: str, view: PageView
+) -> None:
+    if not _staff(caller):
+        await message.answer(cards.staff_only_text(command))
+        return
+    text, keyboard = await view(services, 0)
+    await message.answer(text, reply_markup=keyboard)
+
+
+async def _turn_page(
+    callback: CallbackQuery, services: Services, caller: Caller, command: str, factory: Any, view: PageView
+) -> None:
+    """A pager button of a list whose callback data carries only the page number `p`."""
+    if not _staff(caller):
+        await callback.answer(cards.staff_only_text(command), show_alert=True)
+        return
+    data = _unpack(factory, callback.data)
+    if data is None or data.p < 0:
+        await callback.answer(cards.parse_error_text(ParseError("bad_callback")), show_alert=True)
+        return
+    text, keyboard = await view(services, data.p)
+    await _show_page(callback, text, keyboard)
+
+
+async def _show_page(callback: CallbackQuery, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(text, reply_markup=keyboard)
 
 
 # --- /signals -----------------------------------------------------------------------------------------------
@@ -83,9 +119,7 @@ async def on_signals_page(callback: CallbackQuery, services: Services, caller: C
         await callback.answer(cards.parse_error_text(ParseError("bad_callback")), show_alert=True)
         return
     text, keyboard = await _signals_view(services, where, data.p)
-    await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(text, reply_markup=keyboard)
+    await _show_page(callback, text, keyboard)
 
 
 # --- /signal ID and /decide ---------------------------------------------------------------------------------
@@ -136,25 +170,11 @@ async def _log_view(services: Services, page: int) -> tuple[str, InlineKeyboardM
 
 
 async def cmd_log(message: Message, services: Services, caller: Caller) -> None:
-    if not _staff(caller):
-        await message.answer(cards.staff_only_text("/log"))
-        return
-    text, keyboard = await _log_view(services, 0)
-    await message.answer(text, reply_markup=keyboard)
+    await _first_page(message, services, caller, "/log", _log_view)
 
 
 async def on_log_page(callback: CallbackQuery, services: Services, caller: Caller) -> None:
-    if not _staff(caller):
-        await callback.answer(cards.staff_only_text("/log"), show_alert=True)
-        return
-    data = _unpack(cards.LogPage, callback.data)
-    if data is None or data.p < 0:
-        await callback.answer(cards.parse_error_text(ParseError("bad_callback")), show_alert=True)
-        return
-    text, keyboard = await _log_view(services, data.p)
-    await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(text, reply_markup=keyboard)
+    await _turn_page(callback, services, caller, "/log", cards.LogPage, _log_view)
 
 
 # --- /managers ----------------------------------------------------------------------------------------------
@@ -182,25 +202,11 @@ async def _postmortems_view(services: Services, page: int) -> tuple[str, InlineK
 
 
 async def cmd_postmortems(message: Message, services: Services, caller: Caller) -> None:
-    if not _staff(caller):
-        await message.answer(cards.staff_only_text("/postmortems"))
-        return
-    text, keyboard = await _postmortems_view(services, 0)
-    await message.answer(text, reply_markup=keyboard)
+    await _first_page(message, services, caller, "/postmortems", _postmortems_view)
 
 
 async def on_postmortems_page(callback: CallbackQuery, services: Services, caller: Caller) -> None:
-    if not _staff(caller):
-        await callback.answer(cards.staff_only_text("/postmortems"), show_alert=True)
-        return
-    data = _unpack(cards.PostmortemsPage, callback.data)
-    if data is None or data.p < 0:
-        await callback.answer(cards.parse_error_text(ParseError("bad_callback")), show_alert=True)
-        return
-    text, keyboard = await _postmortems_view(services, data.p)
-    await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(text, reply_markup=keyboard)
+    await _turn_page(callback, services, caller, "/postmortems", cards.PostmortemsPage, _postmortems_view)
 
 
 async def owes_postmortem(message: Message, services: Services) -> bool:
