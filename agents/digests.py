@@ -88,6 +88,21 @@ async def _put_text(
     await put_message(conn, chat_id=chat_id, ref=ref, body=text, markup=_markup(keyboard), now=now)
 
 
+async def _without_slot(services: Services, chats: list[int], ref: str) -> list[int]:
+    """The chats that have no message `ref` yet: a once-per-period digest skips the others."""
+    return [chat for chat in chats if not await store.message_queued(services.db, chat, ref)]
+
+
+async def _put_texts(
+    services: Services, chats: list[int], ref: str, now: datetime, render: Callable[[], Rendered]
+) -> None:
+    """The same text, each in its chat's language, into every chat's slot `ref`; then wake the sender."""
+    async with services.db.transaction() as conn:
+        for chat in chats:
+            await _put_text(conn, services, chat, ref, now, render)
+    services.wake_sender()
+
+
 async def open_queues(services: Services, now: datetime) -> dict[Status, Queue]:
     return queues(await open_orders(services, now), now, services.policy.stuck_hours)
 
@@ -139,7 +154,7 @@ async def _send_owner_digest(
     have the slot already are skipped."""
     db = services.db
     if once:
-        chats = [chat for chat in chats if not await store.message_queued(db, chat, ref)]
+        chats = await _without_slot(services, chats, ref)
     if not chats:
         return []
     view = await owner_digest_view(services, now, report)
@@ -230,21 +245,13 @@ async def leads_digest_view(services: Services, now: datetime) -> texts.LeadsDig
 async def send_leads_digest(services: Services, now: datetime) -> list[int]:
     """The daily operations digest to the leads chat, once per day; returns the chats written to."""
     ref = f"digest:leads:{local_day(now, services).isoformat()}"
-    chats = [chat for chat in leads_chats(services) if not await store.message_queued(services.db, chat, ref)]
+    chats = await _without_slot(services, leads_chats(services), ref)
     if not chats:
         return []
     view = await leads_digest_view(services, now)
-    async with services.db.transaction() as conn:
-        for chat in chats:
-            await _put_text(
-                conn,
-                services,
-                chat,
-                ref,
-                now,
-                lambda: (texts.leads_digest_text(view), texts.leads_digest_keyboard()),
-            )
-    services.wake_sender()
+    await _put_texts(
+        services, chats, ref, now, lambda: (texts.leads_digest_text(view), texts.leads_digest_keyboard())
+    )
     log_event(log, "digest.leads", chats=chats, ref=ref)
     return chats
 
@@ -274,16 +281,11 @@ async def send_weekly_retro(services: Services, now: datetime) -> list[int]:
     """Last week's retrospective to the owner, once per week; returns the chats written to."""
     week = last_week(services, now)
     ref = f"digest:retro:{week.isoformat()}"
-    chats = [chat for chat in owner_chats(services) if not await store.message_queued(services.db, chat, ref)]
+    chats = await _without_slot(services, owner_chats(services), ref)
     if not chats:
         return []
     view = await retro_view(services, week)
-    async with services.db.transaction() as conn:
-        for chat in chats:
-            await _put_text(
-                conn, services, chat, ref, now, lambda: (texts.retro_text(view), texts.retro_keyboard(view))
-            )
-    services.wake_sender()
+    await _put_texts(services, chats, ref, now, lambda: (texts.retro_text(view), texts.retro_keyboard(view)))
     log_event(log, "digest.retro", chats=chats, week=week.isoformat())
     return chats
 

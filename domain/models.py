@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from domain.dispatch import ShiftOverride
-from domain.statuses import Status
+from domain.statuses import FINAL_STATUSES, Status
 
 EventSource = Literal["bot", "crm"]
 
@@ -36,7 +36,7 @@ class Order:
 
     @property
     def is_open(self) -> bool:
-        return self.status not in (Status.DELIVERED, Status.CANCELLED)
+        return self.status not in FINAL_STATUSES
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,22 @@ async def open_it(services: Services, order_id: str = "A-1", who: int = M1) -> N
     await checklist.open_checklist(services, order_id, actor_telegram_id=who, now=services.clock.now())
 
 
+async def refused_photo(services: Services) -> str:
+    """M1 sends a photo that the checklist must refuse; the refusal's code."""
+    with pytest.raises(ActionRefused) as refused:
+        await checklist.attach_file(
+            services,
+            telegram_id=M1,
+            kind="photo",
+            file_id="f",
+            file_unique_id="u",
+            file_name=None,
+            fetch=fake_download(),
+            now=services.clock.now(),
+        )
+    return refused.value.code
+
+
 async def test_the_checklist_is_one_message_paged_by_group(services: Services) -> None:
     await open_it(services)
     first = await message(services)
@@ -193,18 +209,7 @@ async def test_the_same_file_twice_is_one_artifact_and_a_failed_download_keeps_t
     async def broken(path: Path) -> None:
         raise OSError("connection reset")
 
-    with pytest.raises(ActionRefused) as no_item:
-        await checklist.attach_file(
-            services,
-            telegram_id=M1,
-            kind="photo",
-            file_id="f",
-            file_unique_id="u",
-            file_name=None,
-            fetch=fake_download(),
-            now=services.clock.now(),
-        )
-    assert no_item.value.code == "choose_item"
+    assert await refused_photo(services) == "choose_item"
     await attach(services, M1, 1, "serial")
     await attach(services, M1, 1, "serial")
     await checklist.select_item(services, "A-1", 28, actor_telegram_id=M1, now=services.clock.now())
@@ -229,18 +234,7 @@ async def test_the_same_file_twice_is_one_artifact_and_a_failed_download_keeps_t
 
 
 async def test_files_outside_an_open_checklist_are_refused(services: Services) -> None:
-    with pytest.raises(ActionRefused) as refused:
-        await checklist.attach_file(
-            services,
-            telegram_id=M1,
-            kind="photo",
-            file_id="f",
-            file_unique_id="u",
-            file_name=None,
-            fetch=fake_download(),
-            now=services.clock.now(),
-        )
-    assert refused.value.code == "no_checklist"
+    assert await refused_photo(services) == "no_checklist"
     assert await rows(services, "SELECT * FROM artifacts") == []
 
 
