@@ -178,7 +178,7 @@ class CallerMiddleware(BaseMiddleware):
                     conn, chat.id, now=now, via="my_chat_member", settings=services.settings
                 )
             elif new in _MEMBER and old in _GONE:
-                changed = await record_chat_unblocked(conn, chat.id, now=now)
+                changed = await record_chat_unblocked(conn, chat.id, now=now, settings=services.settings)
             else:
                 changed = False
         if changed:

@@ -54,7 +54,7 @@ from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
 
-from agents.signals import raise_signal
+from agents.signals import Routing, raise_signal, resolve_signal
 from bot.clock import Clock
 from bot.config import Settings
 from bot.logs import log_event
@@ -62,6 +62,7 @@ from storage import messages as outbox
 from storage.db import Database
 from storage.people import current_chat_id, is_chat_blocked, mark_chat_blocked, mark_chat_unblocked
 from storage.people import record_chat_migration as store_chat_migration
+from storage.signals import live_signal_by_dedup
 
 log = logging.getLogger(__name__)
 
@@ -335,11 +336,24 @@ async def record_chat_blocked(
     return newly
 
 
-async def record_chat_unblocked(conn: aiosqlite.Connection, chat_id: int, *, now: datetime) -> bool:
-    """The person unblocked the bot: what piled up meanwhile goes out. True if it was marked blocked."""
+async def record_chat_unblocked(
+    conn: aiosqlite.Connection, chat_id: int, *, now: datetime, settings: Settings | None = None
+) -> bool:
+    """The person unblocked the bot: what piled up meanwhile goes out, and the `telegram.chat_blocked` signal
+    is resolved, since its problem is gone. True if the chat was marked blocked."""
     if not await mark_chat_unblocked(conn, chat_id):
         return False
     await outbox.revive_chat_messages(conn, chat_id, now=now)
+    signal = await live_signal_by_dedup(conn, f"telegram.chat_blocked:{chat_id}")
+    if signal is not None:
+        await resolve_signal(
+            conn,
+            signal,
+            Routing.from_settings(settings),
+            now,
+            by=None,
+            resolution="the chat unblocked the bot",
+        )
     return True
 
 

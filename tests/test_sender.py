@@ -177,6 +177,8 @@ async def test_blocked_chat_is_marked_signalled_and_not_tried_again(world: World
         assert await record_chat_unblocked(conn, blocked, now=world.clock.now())
     await world.sender.flush()
     assert world.texts(blocked) == ["first", "second", "third"]
+    # ... and the signal about the blocked chat is resolved: nobody has to chase a problem that is gone.
+    assert await live_signal_by_dedup(world.db, f"telegram.chat_blocked:{blocked}") is None
 
 
 async def test_server_errors_are_retried_with_backoff(world: World) -> None:
