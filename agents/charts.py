@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -78,3 +79,20 @@ def render_trend_chart(points: Sequence[TrendPoint], labels: ChartLabels, path: 
     # Light compression: a few KB more, a good part of the encoding time less.
     figure.savefig(path, format="png", pil_kwargs={"compress_level": 1})
     return path
+
+
+CHART_RETENTION = timedelta(days=30)
+
+
+def prune_charts(directory: Path, keep: timedelta = CHART_RETENTION) -> int:
+    """Delete chart files written more than `keep` before the newest one (a digest's photo is sent within
+    minutes; a month is ample). File times, not the injected clock, since the files carry file times.
+    Returns how many were deleted."""
+    written = {path: path.stat().st_mtime for path in directory.glob("*.png")}
+    if not written:
+        return 0
+    cutoff = max(written.values()) - keep.total_seconds()
+    old = [path for path, mtime in written.items() if mtime < cutoff]
+    for path in old:
+        path.unlink(missing_ok=True)
+    return len(old)

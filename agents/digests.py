@@ -19,7 +19,7 @@ from pathlib import Path
 import aiosqlite
 from aiogram.types import InlineKeyboardMarkup
 
-from agents.charts import render_trend_chart
+from agents.charts import prune_charts, render_trend_chart
 from agents.kpi import (
     KpiOverview,
     KpiReport,
@@ -170,6 +170,7 @@ async def _send_owner_digest(
         name = ref.replace(":", "-") + f"-{lang}.png"
         # The render takes a fifth of a second of CPU: off the event loop, so updates keep flowing.
         path = await asyncio.to_thread(render_trend_chart, points, labels, charts_dir / name)
+        await asyncio.to_thread(prune_charts, charts_dir)
         async with db.transaction() as conn:
             if once and await store.message_queued(conn, chat, ref):
                 continue  # another run got here first

@@ -6,7 +6,9 @@ emulator, in Russian and in English."""
 from __future__ import annotations
 
 import json
+import os
 import struct
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -148,6 +150,20 @@ async def test_the_chart_is_a_phone_sized_png(services: Services) -> None:
     assert sent.chart.parent == services.settings.artifacts_dir / "charts"
     assert png_size(sent.chart) == (1200, 900)
     assert 10_000 < sent.chart.stat().st_size < 400_000
+
+
+async def test_charts_older_than_a_month_are_deleted_and_the_new_one_kept(services: Services) -> None:
+    charts = services.settings.artifacts_dir / "charts"
+    charts.mkdir(parents=True)
+    stale, recent = charts / "digest-owner-2026-09-01-ru.png", charts / "digest-owner-2026-11-01-ru.png"
+    for path, days_ago in ((stale, 45), (recent, 20)):
+        path.write_bytes(b"png")
+        written = time.time() - days_ago * 86400
+        os.utime(path, (written, written))
+
+    (sent,) = await send_owner_digest(services, NOW)
+
+    assert sorted(p.name for p in charts.glob("*.png")) == sorted([recent.name, sent.chart.name])
 
 
 async def test_digest_on_demand_goes_to_the_asking_chat_each_time(services: Services, db: Database) -> None:
