@@ -141,6 +141,23 @@ async def _change(
     return await _render_pings(conn, _with(signal, **changes), routing, now, add)
 
 
+async def _reopen(
+    conn: aiosqlite.Connection, signal: Signal, routing: Routing, now: datetime, **cleared: Any
+) -> Signal:
+    """Back to open and unacknowledged, with a fresh response deadline (a snooze or a check-in ran out)."""
+    return await _change(
+        conn,
+        signal,
+        routing,
+        now,
+        state="open",
+        acked_at=None,
+        acked_by=None,
+        deadline_at=response_deadline(signal.severity, now, routing.tz),
+        **cleared,
+    )
+
+
 # --- raising ------------------------------------------------------------------------------------------------
 
 
@@ -827,17 +844,7 @@ async def _sweep_one(
             report.escalated += 1
         return
     if signal.snoozed_until is not None:
-        await _change(
-            conn,
-            signal,
-            routing,
-            now,
-            state="open",
-            acked_at=None,
-            acked_by=None,
-            snoozed_until=None,
-            deadline_at=response_deadline(signal.severity, now, routing.tz),
-        )
+        await _reopen(conn, signal, routing, now, snoozed_until=None)
         await record_decision(
             conn,
             kind="auto",
@@ -862,17 +869,7 @@ async def _sweep_one(
             unacknowledge=True,
         )
         if escalated is None:  # already at the top: unacknowledge it there
-            await _change(
-                conn,
-                signal,
-                routing,
-                now,
-                state="open",
-                acked_at=None,
-                acked_by=None,
-                still_on_it_asked_at=None,
-                deadline_at=response_deadline(signal.severity, now, routing.tz),
-            )
+            await _reopen(conn, signal, routing, now, still_on_it_asked_at=None)
         report.unacknowledged += 1
         return
     owner = signal.owner_person or signal.acked_by
