@@ -27,7 +27,6 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import handlers
-from agents.kpi import mark_installed
 from bikewerk.client import BikeWerkClient
 from bikewerk.outbox import CrmOutboxWorker
 from bikewerk.push import PushReceiver, serve_push
@@ -35,11 +34,13 @@ from bikewerk.sync import Syncer
 from bot.clock import Clock, SystemClock
 from bot.config import TELEGRAM_DEFAULT_API, ConfigError, Settings
 from bot.i18n import i18n
+from bot.limits import SendLimits
 from bot.logs import log_event, setup_logging
 from bot.middlewares import CallerMiddleware, LocaleMiddleware, UpdateTracker
 from bot.roles import Role, configured_groups, resolve_roles
-from bot.sender import Sender, SendLimits
+from bot.sender import Sender
 from bot.services import Services
+from circles.sales_ops.kpi import mark_installed
 from domain.policy import calendar_for, load_policy
 from handlers.common import set_chat_commands, set_default_commands
 from scheduler.jobs import make_push_receiver, make_scheduler, make_syncer, register_jobs
@@ -168,7 +169,7 @@ class BotApp:
             self._tasks.append(asyncio.create_task(self.crm_outbox.run(self._stop), name="crm-outbox"))
             self.syncer = make_syncer(self.services, self.bikewerk)
             self.scheduler = make_scheduler(settings)
-            register_jobs(self.scheduler, self)
+            register_jobs(self.scheduler, self.services, self.bikewerk, syncer=self.syncer)
             await self._start_push()
             if scheduler:
                 self.scheduler.start()

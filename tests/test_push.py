@@ -14,15 +14,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from harness import Harness, start_harness
 
 from bikewerk.push import PUSH_PATH, SIGNATURE_HEADER, sign
-from bikewerk.simulator import BikeWerkSimulator
-from bot.emulator import BotMessage, RateLimits
 from bot.sender import SendLimits
 from scheduler.jobs import sync_bikewerk
 from storage import crm
 from storage.people import set_language
+from testkit.emulator import BotMessage, RateLimits
+from testkit.simulator import BikeWerkSimulator
+from tests.support.harness import Harness, start_harness
 
 SECRET = "push-secret-for-tests"
 ANNA, BORIS = 1001, 1002

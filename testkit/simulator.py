@@ -12,7 +12,7 @@ timeouts, malformed records and schema drift. The control side lives under `/sim
 - `GET /sim/writes`: every write received, with its idempotency key and whether it was applied;
 - `POST /sim/webhook` `{"url", "secret"}` (`{}` stops it): from then on every change of an order (created,
   status, manager) is pushed to `url` as the CRM would, `{"type", "id"}` signed with HMAC-SHA256 of the body
-  in `X-BikeWerk-Signature` (bikewerk/sim_push.py); the fault `push_drop_share` drops that share of pushes;
+  in `X-BikeWerk-Signature` (testkit/sim_push.py); the fault `push_drop_share` drops that share of pushes;
 - `GET /sim/stats`: requests per route, records served, faults injected, ids served malformed.
 
 Scale: 100,000 orders and 1,000,000 events are built in seconds and held as a few compact arrays (the event
@@ -42,10 +42,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bikewerk.contract import MAX_PAGE_SIZE, AssignWrite, Manager, StatusWrite, as_json, describe, validate
-from bikewerk.sim_push import Pusher
 from bot.clock import Clock, SystemClock
 from bot.logs import log_event
 from domain.statuses import STATUS_ORDER, Status
+from testkit.sim_push import Pusher
 
 log = logging.getLogger(__name__)
 
