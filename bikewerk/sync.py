@@ -34,7 +34,6 @@ from typing import Generic, TypeVar
 
 import aiosqlite
 
-from backbone.signals import raise_signal
 from bikewerk import contract
 from bikewerk.client import BikeWerkClient, BikeWerkContractError, BikeWerkError, BikeWerkHTTPError
 from bikewerk.contract import Page, Rejected
@@ -459,6 +458,10 @@ class Syncer:
         await crm.add_violations(
             conn, source, [crm.Violation(r.record_id, r.reason, r.raw) for r in rejected], now
         )
+        # Imported here: the signal texts pull in aiogram (~120 MB, a second to import), which a sync process
+        # (`main.py sync`, the benchmark) needs only once it has a violation to report.
+        from backbone.signals import raise_signal
+
         first = rejected[0]
         await raise_signal(
             conn,
