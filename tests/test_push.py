@@ -233,3 +233,26 @@ async def open_contract_signals(h: Harness) -> int:
         h, "SELECT count(*) FROM ai_signals WHERE type = 'sync.contract_violation' AND state != 'resolved'"
     )
     return int(str(rows[0][0]))
+
+
+async def test_the_simulator_is_told_where_to_push_over_http(h: Harness) -> None:
+    assert h.simulator_url is not None and h.app.push_url is not None
+    url = h.app.push_url + PUSH_PATH
+
+    async def webhook(body: dict[str, object]) -> int:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{h.simulator_url}/sim/webhook", json=body) as r,
+        ):
+            return r.status
+
+    assert await webhook({"url": "ftp://nowhere", "secret": SECRET}) == 400
+    assert await webhook({"url": url}) == 400  # a webhook needs its secret
+    assert await webhook({}) == 200  # stops pushing
+    pushes = len(simulator(h).pusher.log)
+    silent = simulator(h).create_order()["id"]
+    assert len(simulator(h).pusher.log) == pushes and cards(h, silent) == []
+    assert await webhook({"url": url, "secret": SECRET}) == 200
+    order_id = simulator(h).create_order()["id"]
+    await pushed(h)
+    assert len(cards(h, order_id)) == 1
