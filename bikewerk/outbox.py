@@ -147,7 +147,7 @@ class CrmOutboxWorker:
         async with self._lock:
             acknowledged = 0
             while True:  # an acknowledged write lets the order's next one go: ask again until none moves
-                rows = await crm.due_writes(self.db.conn, self.clock.now(), self.batch)
+                rows = await crm.due_writes(self.db.reader, self.clock.now(), self.batch)
                 acked_now = 0
                 waiting: set[str] = set()  # orders whose write failed just now: their later writes wait
                 for row in rows:

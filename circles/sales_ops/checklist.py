@@ -212,7 +212,7 @@ async def show_page(
 
 async def _focused(services: Services, telegram_id: int) -> tuple[Order, ChecklistSession] | None:
     """The checklist this person is filling right now, if any (read-only)."""
-    conn = services.db.conn
+    conn = services.db.reader
     focus = await order_store.get_focus(conn, telegram_id)
     if focus is None or focus.kind != "checklist":
         return None
@@ -292,7 +292,7 @@ async def attach_file(
     if focused is None:
         raise ActionRefused("no_checklist")
     order, session = focused
-    await authorise(services.db.conn, services, order, telegram_id)
+    await authorise(services.db.reader, services, order, telegram_id)
     item = session.current_item
     if item is None:
         raise ActionRefused("choose_item")

@@ -491,7 +491,7 @@ async def set_leave(
 
 async def reassign_candidates(services: Services) -> list[tuple[str, str]]:
     """Managers a signal can be handed to: active, not on leave, with Telegram linked, as (id, name)."""
-    managers = await dispatch_managers(services.db.conn)
+    managers = await dispatch_managers(services.db.reader)
     return [(m.id, m.name) for m in managers if m.active and not m.on_leave and m.telegram_id is not None]
 
 
@@ -504,7 +504,7 @@ class ManagerLine:
 
 async def managers_overview(services: Services, now: datetime) -> list[ManagerLine]:
     """Every manager with load, shift, capacity and misses, scored exactly as the dispatcher scores them."""
-    conn = services.db.conn
+    conn = services.db.reader
     managers = await dispatch_managers(conn)
     loads = await open_orders_by_manager(conn)
     working = services.calendar.is_working(now)

@@ -345,7 +345,7 @@ async def show_card_mode(
 
 async def order_id_of_handle(services: Services, handle: int) -> str:
     """The order a button's handle stands for (a forged or unknown handle is refused)."""
-    order_id = await order_store.order_of_handle(services.db.conn, handle)
+    order_id = await order_store.order_of_handle(services.db.reader, handle)
     if order_id is None:
         raise ActionRefused("stale_button")
     return order_id
@@ -353,14 +353,14 @@ async def order_id_of_handle(services: Services, handle: int) -> str:
 
 async def awaited_input(services: Services, telegram_id: int) -> order_store.FocusKind | None:
     """What this person's next free message answers: a checklist note or file, a tracking number, or none."""
-    focus = await order_store.get_focus(services.db.conn, telegram_id)
+    focus = await order_store.get_focus(services.db.reader, telegram_id)
     return focus.kind if focus is not None else None
 
 
 async def answer_tracking(services: Services, *, telegram_id: int, text: str, now: datetime) -> Order | None:
     """A manager's text after "Shipped" is the tracking number: the order moves to in_transit. None when
     no tracking number was asked for."""
-    focus = await order_store.get_focus(services.db.conn, telegram_id)
+    focus = await order_store.get_focus(services.db.reader, telegram_id)
     if focus is None or focus.kind != "tracking":
         return None
     order = await change_status(
@@ -409,7 +409,7 @@ async def refresh_cards(services: Services, order_ids: Collection[str]) -> int:
 
 async def my_orders(services: Services, *, telegram_id: int) -> list[MyOrder]:
     """A manager's open orders with their next step's deadline (an offer: its acceptance deadline)."""
-    conn = services.db.conn
+    conn = services.db.reader
     manager = await assignment_store.manager_of_telegram(conn, telegram_id)
     if manager is None:
         raise ActionRefused("not_a_manager")
@@ -424,7 +424,7 @@ async def my_orders(services: Services, *, telegram_id: int) -> list[MyOrder]:
 
 async def order_details(services: Services, order_id: str, *, actor_telegram_id: int) -> OrderDetails:
     """History, assignment reasoning and checklist state of an order, for its manager and for admins."""
-    conn = services.db.conn
+    conn = services.db.reader
     order = await load_order(conn, order_id)
     await authorise(conn, services, order, actor_telegram_id)
     assignments = await assignment_store.assignments_of(conn, order.id)
