@@ -23,10 +23,11 @@ from backbone.decisions import SYSTEM, record_decision
 from bot.config import Settings
 from bot.i18n import in_locale
 from bot.logs import log_event
-from domain.policy import Severity
+from domain.policy import Policy, Severity
 from domain.signals import (
     APPROVAL_ACTIONS,
     Contacts,
+    Ladder,
     Level,
     Signal,
     arbitrate,
@@ -70,6 +71,11 @@ class Routing:
             settings.tz,
             settings.default_language,
         )
+
+
+def contacts_of(signal: Signal, routing: Routing) -> Contacts:
+    """The routing frozen on the signal when it was routed; the current settings' until then."""
+    return signal.contacts if signal.contacts is not None else routing.contacts
 
 
 Rendered = Callable[[], tuple[str, InlineKeyboardMarkup | None]]
@@ -138,7 +144,7 @@ async def reopen(
         state="open",
         acked_at=None,
         acked_by=None,
-        deadline_at=response_deadline(signal.severity, now, routing.tz),
+        deadline_at=response_deadline(signal.severity, now, routing.tz, signal.ladder),
         **cleared,
     )
 
@@ -158,11 +164,14 @@ async def raise_signal(
     owner_person: int | None = None,
     settings: Settings | None = None,
     severity: Severity | None = None,
+    policy: Policy | None = None,
 ) -> int:
     """Raise a signal inside the caller's transaction, or update the live one with the same `dedup_key`.
 
     Pass `settings=services.settings`: routing needs the configured chats. Without settings the signal is
-    stored unrouted and the escalation sweep (every minute) routes and pings it. `severity` overrides the
+    stored unrouted and the escalation sweep (every minute) routes and pings it. Pass
+    `policy=services.policy`: its [signals] ladder is frozen on the new signal (without it, the shipped
+    policy's), as are the routing contacts. `severity` overrides the
     type's default (sla.breach takes the status budget's). Unknown `type` raises UnknownSignalType.
     Call `services.wake_sender()` after the commit.
     """
@@ -173,8 +182,10 @@ async def raise_signal(
     if existing is not None:
         return await _repeat(conn, existing, wanted, details, owner_person, routing, now)
     level = initial_level(wanted, owner_person)
+    ladder = Ladder.of((policy or Policy.default()).signals)
     # Without settings the chats are unknown: store it unrouted; the escalation sweep routes it.
-    chats = chats_for(wanted, level, owner_person, routing.contacts) if settings is not None else []
+    contacts = routing.contacts if settings is not None else None
+    chats = chats_for(wanted, level, owner_person, contacts) if contacts is not None else []
     owner = owner_person if level is Level.MANAGER else owner_at(level, owner_person, routing.contacts)
     signal = await store.insert_signal(
         conn,
@@ -187,12 +198,14 @@ async def raise_signal(
             owner_person=owner,
             escalation_level=int(level),
             needs_decision=kind.needs_decision,
-            deadline_at=response_deadline(wanted, now, routing.tz),
+            deadline_at=response_deadline(wanted, now, routing.tz, ladder),
             raised_at=now,
             raised_by=raised_by,
             title=f"{type} {order_id or dedup_key}"[:200],
             details=details or {},
             ping_chats=tuple(chats),
+            ladder=ladder,
+            contacts=contacts,
         ),
     )
     signal_id = signal.id
@@ -223,14 +236,16 @@ async def _repeat(
     add: list[int] = []
     severity = worse(signal.severity, wanted)
     if severity != signal.severity:
+        contacts = contacts_of(signal, routing)
         level = Level(max(signal.level, initial_level(severity, owner_person)))
         changes.update(severity=severity, escalation_level=int(level))
         if level != signal.level:
-            changes["owner_person"] = owner_at(level, signal.owner_person, routing.contacts)
+            changes["owner_person"] = owner_at(level, signal.owner_person, contacts)
         if signal.state == "open":
-            changes["deadline_at"] = min(signal.deadline_at, response_deadline(severity, now, routing.tz))
-        if routing.contacts != Contacts():
-            add = chats_for(severity, level, signal.owner_person, routing.contacts)
+            deadline = response_deadline(severity, now, routing.tz, signal.ladder)
+            changes["deadline_at"] = min(signal.deadline_at, deadline)
+        if contacts != Contacts():
+            add = chats_for(severity, level, signal.owner_person, contacts)
     await change_signal(conn, signal, routing, now, add=add, **changes)
     log_event(log, "signal.repeated", id=signal.id, type=signal.type, repeats=signal.repeats + 1)
     return signal.id
@@ -278,6 +293,7 @@ async def request_approval(
     requested_by: str = SYSTEM,
     order_id: str | None = None,
     details: dict[str, Any] | None = None,
+    policy: Policy | None = None,
 ) -> tuple[int, int]:
     """Ask an admin to approve a cancel, a compensation or a bulk reassignment (SPEC §6). Returns the signal
     id and the pending decision's id; the requester acts once `agents.decisions.approved_requests` says so."""
@@ -295,12 +311,13 @@ async def request_approval(
         details=facts,
         raised_by=requested_by,
         settings=settings,
+        policy=policy,
     )
     routing = Routing.from_settings(settings)
     signal = await store.get_signal(conn, signal_id)
-    if signal is not None and routing.contacts.admins():
+    if signal is not None and contacts_of(signal, routing).admins():
         # Only admins (and the owner) can approve: their chats get the ping too, wherever the type routes it.
-        await render_pings(conn, signal, routing, now, add=routing.contacts.admins())
+        await render_pings(conn, signal, routing, now, add=contacts_of(signal, routing).admins())
     pending = await store.pending_approval(conn, signal_id)
     if pending is not None:
         return signal_id, pending.id
@@ -384,13 +401,14 @@ async def escalate(
     level = escalate_level(signal.escalation_level)
     if level is None:
         return None
-    owner = owner_at(level, signal.owner_person, routing.contacts)
+    contacts = contacts_of(signal, routing)
+    owner = owner_at(level, signal.owner_person, contacts)
     updated = await change_signal(
         conn,
         signal,
         routing,
         now,
-        add=chats_for(signal.severity, level, signal.owner_person, routing.contacts),
+        add=chats_for(signal.severity, level, signal.owner_person, contacts),
         state="open",
         escalation_level=int(level),
         owner_person=owner,
@@ -398,7 +416,7 @@ async def escalate(
         acked_by=None,
         snoozed_until=None,
         still_on_it_asked_at=None,
-        deadline_at=response_deadline(signal.severity, now, routing.tz),
+        deadline_at=response_deadline(signal.severity, now, routing.tz, signal.ladder),
     )
     await record_decision(
         conn,

@@ -8,14 +8,14 @@ Nothing here touches the store or Telegram. Texts are not here either: the ping 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
-from domain.policy import Severity
+from domain.policy import Severity, SignalsPolicy
 
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 # Worst first: the order lists, arbitration and repeats use.
@@ -154,6 +154,10 @@ class Signal:
     last_seen_at: datetime
     details: dict[str, Any]
     ping_chats: tuple[int, ...]
+    # Frozen when raised (ai_signals.ladder, ai_signals.contacts): the timings and the routing that apply to
+    # this signal. `contacts` is None until the signal is routed (raised without settings, or before 008).
+    ladder: Ladder
+    contacts: Contacts | None
 
     @property
     def kind(self) -> SignalType:
@@ -169,35 +173,76 @@ class Signal:
 
 # --- response deadlines -------------------------------------------------------------------------------------
 
-RESPONSE_MINUTES: dict[str, int] = {"critical": 15, "high": 2 * 60, "medium": 24 * 60}
-WEEKLY_REVIEW_WEEKDAY = 0  # Monday
-WEEKLY_REVIEW_TIME = time(10, 0)
+
+@dataclass(frozen=True)
+class Ladder:
+    """The timings that apply to one signal, taken from the policy's [signals] table when it is raised and
+    frozen on it (ai_signals.ladder), so a later policy edit never rewrites a running escalation."""
+
+    response_minutes: Mapping[str, int]  # critical, high, medium; low waits for the weekly review
+    review_weekday: int  # Monday = 0
+    review_time: time
+    snooze_short_hours: int
+    snooze_long_hours: int
+    still_on_it_reply_minutes: int
+
+    @classmethod
+    def of(cls, policy: SignalsPolicy) -> Ladder:
+        return cls(
+            response_minutes={str(severity): m for severity, m in policy.response_minutes.items()},
+            review_weekday=policy.weekly_review_weekday,
+            review_time=policy.weekly_review_time,
+            snooze_short_hours=policy.snooze_short_hours,
+            snooze_long_hours=policy.snooze_long_hours,
+            still_on_it_reply_minutes=policy.still_on_it_reply_minutes,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "response_minutes": dict(self.response_minutes),
+            "review_weekday": self.review_weekday,
+            "review_time": self.review_time.strftime("%H:%M"),
+            "snooze_short_hours": self.snooze_short_hours,
+            "snooze_long_hours": self.snooze_long_hours,
+            "still_on_it_reply_minutes": self.still_on_it_reply_minutes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Ladder:
+        return cls(
+            response_minutes={str(k): int(v) for k, v in data["response_minutes"].items()},
+            review_weekday=int(data["review_weekday"]),
+            review_time=time.fromisoformat(data["review_time"]),
+            snooze_short_hours=int(data["snooze_short_hours"]),
+            snooze_long_hours=int(data["snooze_long_hours"]),
+            still_on_it_reply_minutes=int(data["still_on_it_reply_minutes"]),
+        )
+
+    def snooze_hours(self, action: DecideAction) -> int | None:
+        """How long a snooze button postpones; None for an action that is not a snooze."""
+        if action is DecideAction.SNOOZE_1H:
+            return self.snooze_short_hours
+        if action is DecideAction.SNOOZE_4H:
+            return self.snooze_long_hours
+        return None
 
 
-# How long the owner has to answer "still on it?" (working minutes) before it goes up the ladder.
-STILL_ON_IT_REPLY_MINUTES = 60
-# How long after a decision its observed effect is judged (did the order move on within this many minutes).
-EFFECT_WINDOW_MINUTES = 60
-# A critical signal without a finished postmortem this long after it was raised raises postmortem.missing.
-POSTMORTEM_DUE_HOURS = 24
-
-
-def next_weekly_review(now: datetime, tz: ZoneInfo) -> datetime:
-    """The first weekly review (Monday 10:00 local) strictly after `now`."""
+def next_weekly_review(now: datetime, tz: ZoneInfo, ladder: Ladder) -> datetime:
+    """The first weekly review (by default Monday 10:00 local) strictly after `now`."""
     local = now.astimezone(tz)
-    days = (WEEKLY_REVIEW_WEEKDAY - local.weekday()) % 7
-    candidate = datetime.combine(local.date() + timedelta(days=days), WEEKLY_REVIEW_TIME, tzinfo=tz)
+    days = (ladder.review_weekday - local.weekday()) % 7
+    candidate = datetime.combine(local.date() + timedelta(days=days), ladder.review_time, tzinfo=tz)
     if candidate <= local:
-        candidate = datetime.combine(candidate.date() + timedelta(days=7), WEEKLY_REVIEW_TIME, tzinfo=tz)
+        candidate = datetime.combine(candidate.date() + timedelta(days=7), ladder.review_time, tzinfo=tz)
     return candidate.astimezone(now.tzinfo)
 
 
-def response_deadline(severity: str, now: datetime, tz: ZoneInfo) -> datetime:
+def response_deadline(severity: str, now: datetime, tz: ZoneInfo, ladder: Ladder) -> datetime:
     """By when a signal must be acknowledged. Calendar time: a crisis does not wait for Monday; low ones wait
     for the weekly review."""
     if severity == "low":
-        return next_weekly_review(now, tz)
-    return now + timedelta(minutes=RESPONSE_MINUTES[severity])
+        return next_weekly_review(now, tz, ladder)
+    return now + timedelta(minutes=ladder.response_minutes[severity])
 
 
 # --- routing and the escalation ladder ---------------------------------------------------------------------
@@ -231,6 +276,27 @@ class Contacts:
 
     def lead_person(self) -> int | None:
         return self.lead_ids[0] if self.lead_ids else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "leads_chat_id": self.leads_chat_id,
+            "crisis_chat_id": self.crisis_chat_id,
+            "owner_id": self.owner_id,
+            "lead_ids": list(self.lead_ids),
+            "admin_ids": list(self.admin_ids),
+            "admin_chat_id": self.admin_chat_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Contacts:
+        return cls(
+            leads_chat_id=data.get("leads_chat_id"),
+            crisis_chat_id=data.get("crisis_chat_id"),
+            owner_id=data.get("owner_id"),
+            lead_ids=tuple(data.get("lead_ids", ())),
+            admin_ids=tuple(data.get("admin_ids", ())),
+            admin_chat_id=data.get("admin_chat_id"),
+        )
 
 
 def initial_level(severity: str, owner_person: int | None) -> Level:
@@ -334,7 +400,6 @@ class DecideAction(StrEnum):
     STILL_ON_IT = "still"  # the "still on it?" answer (button only)
 
 
-SNOOZE_HOURS: dict[DecideAction, int] = {DecideAction.SNOOZE_1H: 1, DecideAction.SNOOZE_4H: 4}
 # Words /decide accepts (the buttons also snooze and answer "still on it?").
 DECIDE_WORDS: tuple[str, ...] = ("ack", "resolve", "approve", "reject", "reassign", "escalate")
 MAX_COMMENT = 500

@@ -201,7 +201,7 @@ async def cmd_capacity(message: Message, command: CommandObject, services: Servi
         return
     args = _two_args(command)
     if args is None or not (args[1] == "reset" or args[1].isdigit()):
-        await message.answer(usage_text("capacity"))
+        await message.answer(usage_text("capacity", max=services.policy.dispatch.max_capacity))
         return
     manager_id, value = args
     capacity = None if value == "reset" else int(value)

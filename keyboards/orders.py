@@ -489,7 +489,7 @@ _REFUSALS: dict[str, LazyProxy] = {
     "bad_reason": __("Unknown reason; please use the buttons."),
     "no_manager": __("Unknown manager {manager}."),
     "not_a_manager": __("Only managers have shifts."),
-    "bad_capacity": __("Capacity is a whole number from 0 to 500, or 'reset'."),
+    "bad_capacity": __("Capacity is a whole number from 0 to {max}, or 'reset'."),
     "stale_button": __("This button is out of date; open the order again with /order ID."),
     "no_checklist": __("No checklist is open: press “Open checklist” on the order card first."),
     "checklist_closed": __("The checklist of order {order} can only be filled during the inspection."),
@@ -529,7 +529,7 @@ _DONE: dict[str, LazyProxy] = {
 _USAGES: dict[str, LazyProxy] = {
     "order": __("Usage: /order ID"),
     "shift": __("Usage: /shift on or /shift off"),
-    "capacity": __("Usage: /capacity MANAGER N (0-500) or /capacity MANAGER reset"),
+    "capacity": __("Usage: /capacity MANAGER N (0-{max}) or /capacity MANAGER reset"),
     "leave": __("Usage: /leave MANAGER on or /leave MANAGER off"),
     "managers_only": __("This command is for managers."),
     "admins_only": __("This command is for admins."),
@@ -556,5 +556,5 @@ def done_text(code: str, **facts: object) -> str:
     return _fill(str(_DONE[code]), facts)
 
 
-def usage_text(command: str) -> str:
-    return str(_USAGES[command])
+def usage_text(command: str, **facts: object) -> str:
+    return _fill(str(_USAGES[command]), facts)

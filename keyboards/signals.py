@@ -23,7 +23,6 @@ from domain.signals import (
     BUTTON_CODE_OF,
     CALLBACK_PREFIX,
     MAX_COMMENT,
-    SNOOZE_HOURS,
     DecideAction,
     Level,
     ParseError,
@@ -238,12 +237,16 @@ def ping_keyboard(signal: Signal) -> InlineKeyboardMarkup:
         rows.append(first)
     rows.append(
         [
-            _button(_("💤 Snooze 1 h"), signal.id, DecideAction.SNOOZE_1H),
-            _button(_("💤 Snooze 4 h"), signal.id, DecideAction.SNOOZE_4H),
+            _button(_snooze_label(signal.ladder.snooze_short_hours), signal.id, DecideAction.SNOOZE_1H),
+            _button(_snooze_label(signal.ladder.snooze_long_hours), signal.id, DecideAction.SNOOZE_4H),
         ]
     )
     rows.append([_button(_("↪ Reassign"), signal.id, DecideAction.REASSIGN)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def _snooze_label(hours: int) -> str:
+    return ngettext("💤 Snooze {hours} h", "💤 Snooze {hours} h", hours).format(hours=hours)
 
 
 def no_buttons() -> InlineKeyboardMarkup:
@@ -480,7 +483,8 @@ def refusal_text(refusal: str, command: SignalCommand) -> str:
 
 def done_text(signal: Signal, command: SignalCommand, tz: ZoneInfo) -> str:
     sid = signal.id
-    if command.action in SNOOZE_HOURS and signal.snoozed_until is not None:
+    snooze = (DecideAction.SNOOZE_1H, DecideAction.SNOOZE_4H)
+    if command.action in snooze and signal.snoozed_until is not None:
         return _("Signal #{id} snoozed until {time}.").format(
             id=sid, time=local_time(signal.snoozed_until, tz)
         )

@@ -174,6 +174,7 @@ async def answer_item(
                 },
                 raised_by=order.assigned_manager_id or str(actor_telegram_id),
                 settings=services.settings,
+                policy=services.policy,
             )
             log_event(log, "checklist.severe_defect", order=order.id, item=item)
 

@@ -199,6 +199,7 @@ async def cancel_order(
                 reason=reason,
                 now=now,
                 settings=services.settings,
+                policy=services.policy,
                 requested_by=who,
                 order_id=order.id,
                 details=facts,

@@ -22,7 +22,6 @@ from backbone.signals import Routing, raise_signal
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
-from domain.signals import STILL_ON_IT_REPLY_MINUTES
 from domain.sla import due_actions, still_on_it_at
 from domain.statuses import Status
 from keyboards import signals as cards
@@ -202,6 +201,7 @@ async def _breach(
         owner_person=visit.manager_telegram_id,
         settings=services.settings,
         severity=visit.severity,
+        policy=services.policy,
     )
     await store.insert_violation(
         conn, visit, kind="budget", due_at=visit.breach_at, detected_at=now, signal_id=signal_id
@@ -220,6 +220,7 @@ async def _stuck(
         details=_facts(visit),
         owner_person=visit.manager_telegram_id,
         settings=services.settings,
+        policy=services.policy,
     )
     await store.insert_violation(
         conn, visit, kind="stuck_72h", due_at=visit.stuck_at, detected_at=now, signal_id=signal_id
@@ -231,7 +232,7 @@ async def _ask_checkin(
 ) -> None:
     assert visit.manager_telegram_id is not None
     person = visit.manager_telegram_id
-    reply_by = services.calendar.add_working_minutes(now, STILL_ON_IT_REPLY_MINUTES)
+    reply_by = services.calendar.add_working_minutes(now, services.policy.signals.still_on_it_reply_minutes)
     await signal_store.insert_checkin(
         conn, timer_id=visit.id, order_id=visit.order_id, telegram_id=person, asked_at=now, reply_by=reply_by
     )

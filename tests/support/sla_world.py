@@ -14,7 +14,7 @@ from bot.config import load_settings
 from bot.services import Services
 from circles.sales_ops.sla import SweepReport, sweep
 from domain.models import Manager
-from domain.policy import CalendarPolicy, Policy, calendar_for
+from domain.policy import Policy, calendar_for
 from domain.sla import plan_visit
 from domain.statuses import Status
 from storage import signals as signal_store
@@ -39,7 +39,10 @@ def local(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
 
 
 def make_policy(version: str = "test-1", **changes: Any) -> Policy:
-    return Policy(version=version, calendar=CalendarPolicy(holidays=[HOLIDAY]), **changes)
+    """The shipped policy with a holiday, another version and `changes` (validated like a policy file)."""
+    shipped = Policy.default()
+    calendar = shipped.calendar.model_copy(update={"holidays": [HOLIDAY]})
+    return Policy.model_validate({**dict(shipped), "version": version, "calendar": calendar, **changes})
 
 
 class World:
