@@ -117,6 +117,9 @@ def signal_type(code: str) -> SignalType:
         raise UnknownSignalType(code) from None
 
 
+MAX_POSTMORTEM_ANSWER = 1000  # characters in one answer of a postmortem
+
+
 def needs_postmortem(severity: str) -> bool:
     return severity in ("critical", "high")
 

@@ -21,8 +21,8 @@ from bot.services import Services
 from circles.sales_ops import dispatcher, orders
 from circles.sales_ops.checklist import open_checklist
 from circles.sales_ops.orders import ActionRefused
+from domain.orders import STEP_ACTIONS
 from keyboards.orders import (
-    STEP_ACTIONS,
     MyOrder,
     OfferCallback,
     StepCallback,

@@ -23,6 +23,7 @@ from domain.signals import (
     BUTTON_CODE_OF,
     CALLBACK_PREFIX,
     MAX_COMMENT,
+    MAX_POSTMORTEM_ANSWER,
     DecideAction,
     Level,
     ParseError,
@@ -38,7 +39,6 @@ from storage.signals import Decision, Postmortem
 _MAX_DETAIL_LINES = 6
 _MAX_DETAIL_CHARS = 120
 _MAX_HISTORY = 15  # decisions shown under /signal ID
-MAX_POSTMORTEM_ANSWER = 1000
 _SEVERITY_ICON = {"critical": "🔴", "high": "🟠", "medium": "🟡", "low": "⚪"}
 
 

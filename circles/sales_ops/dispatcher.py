@@ -32,9 +32,10 @@ from bot.services import Services
 from circles.sales_ops.orders import ActionRefused, apply_status, card_ref, load_order, put_card
 from domain.dispatch import Candidate, DispatchBoard, ManagerSnapshot, on_shift, score
 from domain.models import Order
+from domain.orders import DECLINE_REASONS
 from domain.sla import accept_deadline
 from domain.statuses import Status
-from keyboards.orders import DECLINE_REASONS, OfferCards
+from keyboards.orders import OfferCards
 from storage import assignments as store
 from storage import orders as order_store
 from storage.assignments import Assignment, DispatchManager, NewOffer, dispatch_managers

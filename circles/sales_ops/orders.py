@@ -24,11 +24,10 @@ from bot.logs import log_event
 from bot.services import Services
 from domain.checklist import missing_for_submit
 from domain.models import Order
+from domain.orders import CANCEL_REASONS, CLIENT_SAID_NO
 from domain.sla import plan_visit
 from domain.statuses import FINAL_STATUSES, IllegalTransition, Status, check_transition
 from keyboards.orders import (
-    CANCEL_REASONS,
-    CLIENT_SAID_NO,
     CardMode,
     CardView,
     MyOrder,
