@@ -24,8 +24,8 @@ from backbone.signals import (
 )
 from bot.logs import log_event
 from bot.services import Services
+from domain.actors import Actor
 from domain.signals import (
-    Actor,
     DecideAction,
     Level,
     Signal,

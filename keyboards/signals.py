@@ -20,19 +20,17 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.i18n import _, ngettext
 from domain.dispatch import Candidate
 from domain.signals import (
-    BUTTON_CODE_OF,
-    CALLBACK_PREFIX,
     MAX_COMMENT,
     MAX_POSTMORTEM_ANSWER,
     DecideAction,
     Level,
-    ParseError,
     Signal,
     SignalCommand,
     SignalFilter,
 )
 from domain.statuses import Status
 from keyboards.orders import status_label
+from keyboards.signal_input import BUTTON_CODE_OF, CALLBACK_PREFIX, ParseError
 from storage.assignments import DispatchManager
 from storage.signals import Decision, Postmortem
 
@@ -43,7 +41,8 @@ _SEVERITY_ICON = {"critical": "🔴", "high": "🟠", "medium": "🟡", "low": "
 
 
 class SignalCallback(CallbackData, prefix=CALLBACK_PREFIX):
-    """A ping button: signal id, action code (domain.signals.BUTTON_CODES) and, for reassign, a manager id."""
+    """A ping button: signal id, action code (keyboards.signal_input.BUTTON_CODES) and, for reassign, a
+    manager id."""
 
     id: int
     a: str

@@ -14,7 +14,8 @@ import pytest
 from backbone.commands import act
 from backbone.signals import raise_signal
 from backbone.sweep import sweep_signals
-from domain.signals import Actor, DecideAction, SignalCommand
+from domain.actors import Actor
+from domain.signals import DecideAction, SignalCommand
 from tests.support.sla_world import LEAD, LEADS_CHAT, OWNER, World, local, make_policy
 
 NEW_LEADS_CHAT = -2001

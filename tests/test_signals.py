@@ -17,9 +17,9 @@ from backbone.commands import Outcome, act
 from backbone.decisions import approved_requests, sweep_effects
 from backbone.signals import raise_signal, request_approval
 from backbone.sweep import sweep_signals
+from domain.actors import Actor
 from domain.policy import Policy
 from domain.signals import (
-    Actor,
     Arbitration,
     Contacts,
     DecideAction,
