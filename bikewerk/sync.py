@@ -476,6 +476,7 @@ class Syncer:
             },
             raised_by="sync",
             settings=self.settings,
+            policy=self.policy,
         )
         report.violations += len(rejected)
         log_event(

@@ -24,7 +24,8 @@ from backbone.signals import raise_signal
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
-from circles.sales_ops.orders import ActionRefused, Actor, apply_status, authorise, load_order
+from circles.sales_ops.orders import ActionRefused, apply_status, authorise, load_order
+from domain.actors import Actor
 from domain.checklist import (
     GROUPS,
     ITEMS,
@@ -174,6 +175,7 @@ async def answer_item(
                 },
                 raised_by=order.assigned_manager_id or str(actor_telegram_id),
                 settings=services.settings,
+                policy=services.policy,
             )
             log_event(log, "checklist.severe_defect", order=order.id, item=item)
 

@@ -22,13 +22,13 @@ from bikewerk.outbox import enqueue_crm_write
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
+from domain.actors import Actor
 from domain.checklist import missing_for_submit
 from domain.models import Order
+from domain.orders import CANCEL_REASONS, CLIENT_SAID_NO
 from domain.sla import plan_visit
 from domain.statuses import FINAL_STATUSES, IllegalTransition, Status, check_transition
 from keyboards.orders import (
-    CANCEL_REASONS,
-    CLIENT_SAID_NO,
     CardMode,
     CardView,
     MyOrder,
@@ -64,25 +64,13 @@ def card_ref(order_id: str) -> str:
     return f"order:{order_id}:card"
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who acts on an order: its manager (`manager_id` set) or an admin."""
-
-    telegram_id: int
-    manager_id: str | None
-
-    @property
-    def name(self) -> str:
-        return self.manager_id if self.manager_id is not None else f"admin:{self.telegram_id}"
-
-
 async def authorise(conn: aiosqlite.Connection, services: Services, order: Order, telegram_id: int) -> Actor:
     """The order's assigned manager or an admin may act on it; anybody else is refused."""
     manager = await assignment_store.manager_of_telegram(conn, telegram_id)
     if manager is not None and manager.active and manager.id == order.assigned_manager_id:
-        return Actor(telegram_id, manager.id)
+        return Actor(telegram_id, manager_id=manager.id)
     if telegram_id in services.settings.admin_ids:
-        return Actor(telegram_id, None)
+        return Actor(telegram_id, staff=True, approver=True)
     raise ActionRefused("forbidden", order=order.id)
 
 
@@ -184,7 +172,7 @@ async def cancel_order(
                 order_id=order.id,
                 details=facts,
             )
-            admin = Actor(actor_telegram_id, None).name
+            admin = Actor(actor_telegram_id).name
             order = await apply_status(
                 conn, services, order, Status.CANCELLED, actor=admin, now=now, reason=reason
             )
@@ -199,6 +187,7 @@ async def cancel_order(
                 reason=reason,
                 now=now,
                 settings=services.settings,
+                policy=services.policy,
                 requested_by=who,
                 order_id=order.id,
                 details=facts,
@@ -506,7 +495,7 @@ async def _settle_cancel(
                 comment=verdict.comment or "—",
             )
         return Settled(verdict.comment or word, "rejected", told)
-    admin = Actor(verdict.by, None).name
+    admin = Actor(verdict.by).name
     cancelled = await apply_status(
         conn, services, order, Status.CANCELLED, actor=admin, now=now, reason=request.reason
     )
