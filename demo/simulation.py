@@ -39,13 +39,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, TypeVar
 
+from demo.calibration import Fitted, draw_manager, fitted_cancel, manager_shares, stage_minutes, typical
 from domain import kpi
 from domain.calendar import WorkingCalendar
 from domain.dispatch import DispatchBoard, ManagerSnapshot
 from domain.kpi import Criterion, DurationStats, MetricKey
+from domain.orchestration import next_rung, offer_expired, pick_managers, signal_overdue
 from domain.policy import Clock, Policy, Severity
 from domain.signals import Level, escalate_level, initial_level, response_deadline
-from domain.sla import VisitDeadlines, accept_deadline, plan_visit
+from domain.sla import VisitDeadlines, accept_deadline, due_actions, plan_visit
 from domain.statuses import FINAL_STATUSES, Status, check_transition, next_steps
 
 PolicyName = Literal["as_today", "bot"]
@@ -213,6 +215,7 @@ class SimParams:
     picks_per_look: int = 3  # "as today": orders a manager takes from the queue in one look
     complaint_share: float = 0.5  # "as today": clients of a quiet order who call after stuck_hours
     sample_minutes: int = 30
+    fitted: Fitted | None = None  # people and time fitted to a history (demo.calibration) instead of habits
 
     def __post_init__(self) -> None:
         if not 1 <= self.days <= 366:
@@ -247,6 +250,7 @@ class PolicyOutcome:
     criteria: tuple[Criterion, ...]  # SPEC §8; the baseline is "as today" for both policies
     accept: DurationStats  # time from arrival to acceptance, in minutes, of visits that ended measured
     counts: dict[str, int]
+    stages: dict[Status, DurationStats] = field(default_factory=dict)  # time to the next status, per status
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,8 @@ class _Draws:
     stall: dict[Status, float]  # uniform: whether the step gets forgotten
     stall_len: dict[Status, float]  # standard normal: for how long
     cancel: float  # uniform: whether the client says no
+    pick: float = 0.0  # uniform: who picks it up (a fitted model, as today)
+    pickup: float = 0.0  # uniform: how long that takes (a fitted model, as today)
 
 
 def _draws(seed: int, index: int) -> _Draws:
@@ -277,7 +283,7 @@ def _draws(seed: int, index: int) -> _Draws:
         work[status] = rng.gauss(0.0, 1.0)
         stall[status] = rng.random()
         stall_len[status] = rng.gauss(0.0, 1.0)
-    return _Draws(work, stall, stall_len, rng.random())
+    return _Draws(work, stall, stall_len, rng.random(), rng.random(), rng.random())
 
 
 # Simulated people's ids, in the place of Telegram ids on the signals' owner_person.
@@ -294,6 +300,9 @@ class _Stay:
     deadlines: VisitDeadlines
     left_at: datetime | None = None
     next_status: Status | None = None
+    reminded: bool = False  # the sweep's marks, as on the bot's sla_timers row
+    breached: bool = False
+    stuck_signalled: bool = False
 
     def visit(self) -> kpi.Visit:
         d = self.deadlines
@@ -335,6 +344,7 @@ class _Order:
     since: datetime = field(default=datetime.min.replace(tzinfo=UTC))
     manager_id: str | None = None  # offered to or working on it
     offer_live: bool = False
+    expires_at: datetime | None = None  # of the live offer
     answer_at: datetime | None = None  # when the offered manager answers (None: never)
     excluded: set[str] = field(default_factory=set)  # declined or missed this order
     stay: _Stay | None = None
@@ -392,6 +402,8 @@ class _Run:
         self._events: list[Event] = []
         self._seq = 0
         self._pass_at: datetime | None = None
+        self.fitted = params.fitted
+        self.shares = manager_shares(self.fitted) if self.fitted is not None else ([], [])
         for index, (at, luck) in enumerate(zip(arrivals, draws, strict=True)):
             self._at(at, self._arrive, _Order(f"o{index + 1}", at, luck))
 
@@ -406,7 +418,7 @@ class _Run:
         if progress is not None:
             for index, midnight in enumerate(days[1:], start=1):
                 self._at(midnight, lambda _now, done=index: progress(self.name, done, len(days) - 1))
-        if self.name == "as_today":
+        if self.name == "as_today" and self.fitted is None:
             first = self.calendar.next_working_start(days[0])
             for manager_id in self.managers:
                 look = self._lognormal(self.habits[manager_id].look_median)
@@ -439,6 +451,15 @@ class _Run:
         self.queue[order.id] = order
         if self.name == "bot":
             self._dispatch(now)
+        elif self.fitted is not None:
+            # As today, fitted: whoever the history says picks orders up, after the time they took to.
+            manager_id = draw_manager(*self.shares, order.draws.pick)
+            wait = self.fitted.manager(manager_id).pickup.at(order.draws.pickup)
+            self._at(self._working(now, wait), self._pickup, order, manager_id)
+
+    def _pickup(self, now: datetime, order: _Order, manager_id: str) -> None:
+        if order.id in self.queue:
+            self._take(order, manager_id, now)
 
     def _enter(self, order: _Order, status: Status, now: datetime) -> None:
         """The order enters `status`: close the stay it leaves, plan the next one, start its step."""
@@ -467,14 +488,21 @@ class _Run:
         if status is not Status.PENDING_MANAGER:
             self._start_step(order, status, now)
         if self.name == "bot":
-            self._at(deadlines.reminder_at, self._remind, order, order.stay)
-            self._at(deadlines.breach_at, self._raise_on_stay, order, order.stay, "sla.breach")
-            self._at(deadlines.stuck_at, self._raise_on_stay, order, order.stay, "order.stuck_72h")
+            self._at(deadlines.reminder_at, self._sweep, order, order.stay)
+            self._at(deadlines.breach_at, self._sweep, order, order.stay)
+            self._at(deadlines.stuck_at, self._sweep, order, order.stay)
         else:
             self._at(deadlines.stuck_at, self._complaint, order, order.stay)
 
     def _start_step(self, order: _Order, status: Status, now: datetime) -> None:
         step = STEPS[status]
+        fitted = stage_minutes(self.fitted, order.manager_id, status) if self.fitted is not None else None
+        if fitted is not None:
+            # The history's time for this stage; beyond its upper quartile, an ask can shorten it.
+            minutes = fitted.at_normal(order.draws.work[status])
+            order.base_done = self._after(now, min(minutes, typical(fitted)), step.clock)
+            self._finish_at(order, self._after(now, minutes, step.clock))
+            return
         habit = self.habits[order.manager_id] if order.manager_id is not None else HABITS["steady"]
         speed = habit.work_speed if step.owner == "manager" else 1.0
         work = step.median * speed * math.exp(step.sigma * order.draws.work[status])
@@ -494,7 +522,10 @@ class _Run:
         if token != order.token:
             return
         forward = next_steps(order.status)[0]
-        cancels = order.status is Status.AWAITING_CLIENT and order.draws.cancel < CANCEL_SHARE
+        if self.fitted is not None:
+            cancels = order.draws.cancel < fitted_cancel(self.fitted, order.status)
+        else:
+            cancels = order.status is Status.AWAITING_CLIENT and order.draws.cancel < CANCEL_SHARE
         target = Status.CANCELLED if cancels else forward
         check_transition(order.status, target, checklist_complete=True)
         self._enter(order, target, now)
@@ -522,13 +553,13 @@ class _Run:
             for m in self.params.managers
         ]
         board = DispatchBoard(snapshots, self.policy.load_weights)
-        for order in list(self.queue.values()):
-            chosen, _ = board.pick(order.id, exclude=order.excluded)
+        waiting = list(self.queue.values())
+        picks = pick_managers(board, ((order.id, order.excluded) for order in waiting), now)
+        for order, (_, chosen) in zip(waiting, picks, strict=True):
             if chosen is None:
                 if order.unassigned is None:
                     order.unassigned = self._raise(order, "order.unassigned", "high", now)
                 continue
-            board.record_assignment(chosen.manager_id, now)
             self._offer(order, chosen.manager_id, now)
 
     def _scheduled_pass(self, now: datetime) -> None:
@@ -543,7 +574,8 @@ class _Run:
         self.loads[manager_id][Status.PENDING_MANAGER] += 1
         self.last_assigned[manager_id] = now
         self.counts["offers"] += 1
-        self._at(accept_deadline(now, self.policy, self.calendar), self._expire, order, order.token)
+        order.expires_at = accept_deadline(now, self.policy, self.calendar)
+        self._at(order.expires_at, self._expire, order, order.token)
         if self.rng.random() < habit.ignore_share:
             order.answer_at = None
         else:
@@ -562,7 +594,11 @@ class _Run:
         self._enter(order, Status.ACCEPTED, now)
 
     def _expire(self, now: datetime, order: _Order, token: int) -> None:
-        if token != order.token or not order.offer_live:
+        if token != order.token or order.expires_at is None:
+            return
+        if not offer_expired(
+            state="offered" if order.offer_live else "answered", expires_at=order.expires_at, now=now
+        ):
             return
         self.counts["misses"] += 1
         self._withdraw(order, now)
@@ -644,15 +680,28 @@ class _Run:
     def _heed(self, order: _Order) -> float:
         return self.habits[order.manager_id].heed_share if order.manager_id is not None else LEAD_PUSH_SHARE
 
-    def _remind(self, now: datetime, order: _Order, stay: _Stay) -> None:
-        if order.stay is stay:
-            self.counts["reminders"] += 1
-            self._nudge(order, now, None)
-
-    def _raise_on_stay(self, now: datetime, order: _Order, stay: _Stay, kind: str) -> None:
-        if order.stay is stay:
-            severity = stay.deadlines.severity if kind == "sla.breach" else "high"
-            self._raise(order, kind, severity, now)
+    def _sweep(self, now: datetime, order: _Order, stay: _Stay) -> None:
+        """The SLA watchdog on one visit: what domain.sla says is due at `now`, as the bot's sweep does."""
+        if order.stay is not stay:
+            return
+        actions = due_actions(
+            stay.deadlines,
+            reminded=stay.reminded,
+            breached=stay.breached,
+            stuck_signalled=stay.stuck_signalled,
+            now=now,
+        )
+        for action in actions:
+            if action == "remind":
+                stay.reminded = True
+                self.counts["reminders"] += 1
+                self._nudge(order, now, None)
+            elif action == "breach":
+                stay.breached = True
+                self._raise(order, "sla.breach", stay.deadlines.severity, now)
+            else:
+                stay.stuck_signalled = True
+                self._raise(order, "order.stuck_72h", "high", now)
 
     def _raise(self, order: _Order, kind: str, severity: Severity, now: datetime) -> _Signal:
         """A signal with an owner and a deadline by domain.signals, acknowledged or climbing the ladder."""
@@ -699,11 +748,15 @@ class _Run:
             self._nudge(order, now, None if level is Level.MANAGER else LEAD_PUSH_SHARE)
 
     def _escalate(self, now: datetime, order: _Order, signal: _Signal, level: Level) -> None:
-        higher = escalate_level(level)
-        if signal.resolved_at is not None or signal.level is not level or higher is None:
+        # Acknowledged at this rung or resolved: no longer "open" for the ladder.
+        state = "open" if signal.resolved_at is None and signal.level is level else "acknowledged"
+        if not signal_overdue(state=state, deadline=signal.deadline, now=now):
             return
-        signal.level, signal.owner_person = higher, self._person_at(higher, signal.owner_person)
-        signal.deadline = response_deadline(signal.severity, now, self.calendar.tz)
+        rung = next_rung(signal.severity, level, now, self.calendar.tz)
+        if rung is None:
+            return
+        signal.level, signal.owner_person = rung.level, self._person_at(rung.level, signal.owner_person)
+        signal.deadline = rung.deadline
         self.counts["escalated_up"] += 1
         self._await_ack(order, signal, now)
 
@@ -726,7 +779,12 @@ class _Run:
         for signal in order.signals:
             signal.resolved_at = now
             # The bot records why a signal closed; a chased complaint leaves no record, as today.
-            signal.resolution = outcome if signal.deadline is not None else None
+            recorded = signal.deadline is not None or (
+                self.fitted is not None
+                and self.fitted.completeness > 0
+                and self.rng.random() < self.fitted.completeness
+            )  # as today, a fitted model records as often as the history did
+            signal.resolution = outcome if recorded else None
         order.signals.clear()
         order.unassigned = None
 
@@ -784,9 +842,15 @@ class _Run:
             per_day.append(DayStats(day, len(arrived[index]), len(delivered[index]), breaches, metrics))
         metrics = kpi.average_days(day.metrics for day in per_day)
         criteria = kpi.success_criteria(metrics, metrics if baseline is None else baseline)
-        accept = kpi.time_to_next_status(visits, kpi.Window(days[0], days[-1]))[Status.PENDING_MANAGER]
+        stages = kpi.time_to_next_status(visits, kpi.Window(days[0], days[-1]))
         return PolicyOutcome(
-            self.name, tuple(per_day), metrics, tuple(criteria), accept, dict(sorted(self.counts.items()))
+            self.name,
+            tuple(per_day),
+            metrics,
+            tuple(criteria),
+            stages[Status.PENDING_MANAGER],
+            dict(sorted(self.counts.items())),
+            stages,
         )
 
 
@@ -859,9 +923,14 @@ def _midnights(first: date, count: int, calendar: WorkingCalendar) -> list[datet
 
 
 def simulate(
-    params: SimParams, policy: Policy, calendar: WorkingCalendar, progress: ProgressFn | None = None
+    params: SimParams,
+    policy: Policy,
+    calendar: WorkingCalendar,
+    progress: ProgressFn | None = None,
+    policies: Sequence[PolicyName] = POLICY_NAMES,
 ) -> SimulationResult:
-    """Both policies over the same orders; the same parameters give the same result, bit for bit."""
+    """Both policies (or `policies`) over the same orders; the same parameters give the same result, bit for
+    bit. The bot's criteria are judged against "as today" when both run."""
     arrivals = generate_arrivals(params, calendar)
     draws = [_draws(params.seed, index) for index in range(len(arrivals))]
     all_days = _midnights(
@@ -871,7 +940,7 @@ def simulate(
     samples = _sample_times(params, calendar)
     outcomes: dict[PolicyName, PolicyOutcome] = {}
     baseline: dict[MetricKey, float | None] | None = None
-    for name in POLICY_NAMES:
+    for name in policies:
         run = _Run(name, params, policy, calendar, arrivals, draws, all_days[-1])
         run.run(samples, all_days, progress)
         outcomes[name] = run.outcome(baseline, measured)

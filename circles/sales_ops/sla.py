@@ -22,6 +22,7 @@ from backbone.signals import Routing, raise_signal
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
+from domain.orchestration import next_due
 from domain.signals import STILL_ON_IT_REPLY_MINUTES
 from domain.sla import due_actions, still_on_it_at
 from domain.statuses import Status
@@ -130,14 +131,8 @@ def _checkin_applies(visit: store.DueVisit) -> bool:
 def _next_due(
     services: Services, visit: store.DueVisit, *, reminded: bool, breached: bool, stuck: bool, asked: bool
 ) -> datetime | None:
-    pending = []
-    if not breached:
-        pending.append(visit.breach_at if reminded else visit.reminder_at)
-    if not stuck:
-        pending.append(visit.stuck_at)
-    if _checkin_applies(visit) and not asked:
-        pending.append(_checkin_at(services, visit.entered_at))
-    return min(pending, default=None)
+    checkin_at = _checkin_at(services, visit.entered_at) if _checkin_applies(visit) and not asked else None
+    return next_due(visit, reminded=reminded, breached=breached, stuck_signalled=stuck, checkin_at=checkin_at)
 
 
 def _owner_chats(visit: store.DueVisit, routing: Routing) -> list[int]:
