@@ -24,7 +24,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from statistics import NormalDist
 from typing import Any
 
@@ -92,10 +92,25 @@ class FittedManager:
     name: str
     capacity: int
     share: float  # of the orders picked up
-    pickup: Quantiles  # working minutes from arrival to accepted
+    pickup: Quantiles  # working minutes to pick up an order that arrived in working hours (what is shown)
+    # Time to pick an order up, by situation (`situation`): arrived in working hours or not, and how many
+    # orders were waiting then (a backlog is worked off in turn). In working hours: working minutes from the
+    # arrival; outside them: working minutes after the next opening, or (negative) calendar minutes before it
+    # for orders taken before the office opened.
+    pickups: dict[str, Quantiles]
     stages: dict[Status, Quantiles]  # working minutes per manager stage (pooled where data is thin)
     hours: tuple[int, int] | None  # local hours of their own status changes, 10th and 90th percentile
     observed: dict[str, int] = field(default_factory=dict)  # own observations behind each fit
+
+    def picks_up(self, arrived: datetime, key: str, u: float, calendar: WorkingCalendar) -> datetime:
+        """When this manager takes an order that arrived at `arrived` in situation `key`, for the draw `u`."""
+        offset = self.pickups.get(key, self.pickup).at(u)
+        if calendar.is_working(arrived):
+            return calendar.add_working_minutes(arrived, offset)
+        opening = calendar.next_working_start(arrived)
+        if offset < 0:
+            return max(arrived, opening + timedelta(minutes=offset))
+        return calendar.add_working_minutes(opening, offset)
 
 
 @dataclass(frozen=True)
@@ -111,11 +126,19 @@ class Fitted:
     managers: tuple[FittedManager, ...]
     waits: dict[Status, Quantiles]  # calendar minutes on clients and carriers
     cancel_share: dict[Status, float]  # of the visits of a status that ended in cancelled
+    queue_edges: tuple[int, ...]  # orders waiting at an arrival: the bands' upper edges (terciles)
+    withdrawn_after: Quantiles | None  # calendar minutes until a waiting order is cancelled, if it is
     completeness: float  # escalation completeness on record
     escalations: int  # recorded escalations behind it
 
     def manager(self, manager_id: str) -> FittedManager:
         return next(m for m in self.managers if m.manager_id == manager_id)
+
+    def picks_up(
+        self, manager_id: str, arrived: datetime, waiting: int, u: float, calendar: WorkingCalendar
+    ) -> datetime:
+        key = situation(arrived, calendar, waiting, self.queue_edges)
+        return self.manager(manager_id).picks_up(arrived, key, u, calendar)
 
     def scaled(self, *, pickup: float = 1.0, stages: float = 1.0) -> Fitted:
         """The same model with pickup or stage times multiplied (a deliberately wrong model, for checks)."""
@@ -125,6 +148,7 @@ class Fitted:
                 replace(
                     m,
                     pickup=m.pickup.scaled(pickup),
+                    pickups={k: q.scaled(pickup) for k, q in m.pickups.items()},
                     stages={s: q.scaled(stages) for s, q in m.stages.items()},
                 )
                 for m in self.managers
@@ -145,7 +169,7 @@ class Fitted:
             hours = "—" if m.hours is None else f"{m.hours[0]:02d}:00–{m.hours[1]:02d}:00"
             out.append(
                 f"{m.name} ({m.manager_id}) picks up in {_minutes(m.pickup.median)} median "
-                f"(p90 {_minutes(m.pickup.at(0.9))}, {m.pickup.count} orders, {m.share:.0%} of all); "
+                f"(p90 {_minutes(m.pickup.at(0.9))}; {m.observed['pickup']} orders, {m.share:.0%} of all); "
                 f"stages {stage}; works {hours}"
             )
         for status, q in self.waits.items():
@@ -173,6 +197,7 @@ class Fitted:
                     "share": round(m.share, 4),
                     "pickup_median_minutes": round(m.pickup.median, 1),
                     "pickup_p90_minutes": round(m.pickup.at(0.9), 1),
+                    "pickup_median_by_situation": {k: round(q.median, 1) for k, q in m.pickups.items()},
                     "stage_median_minutes": {s.value: round(q.median, 1) for s, q in m.stages.items()},
                     "hours": list(m.hours) if m.hours else None,
                     "observed": m.observed,
@@ -184,6 +209,27 @@ class Fitted:
             "escalation_completeness": self.completeness,
             "escalations_recorded": self.escalations,
         }
+
+
+QUEUE_BANDS = 3
+SITUATIONS = tuple(f"{h}:q{band}" for h in ("in_hours", "after_hours") for band in range(QUEUE_BANDS))
+
+
+def situation(arrived: datetime, calendar: WorkingCalendar, waiting: int, edges: Sequence[int]) -> str:
+    """Which pickup distribution an order draws from: in working hours or not, and the band of the number of
+    orders that were waiting when it arrived."""
+    hours = "in_hours" if calendar.is_working(arrived) else "after_hours"
+    return f"{hours}:q{bisect.bisect_left(edges, waiting)}"
+
+
+def _waiting_at_arrival(timelines: Sequence[Timeline]) -> dict[str, int]:
+    """How many orders were waiting for a manager when each order arrived (by the history's events)."""
+    created = sorted(t.created_at for t in timelines)
+    left = sorted(t.steps[1][1] for t in timelines if len(t.steps) > 1)
+    return {
+        t.order_id: bisect.bisect_left(created, t.created_at) - bisect.bisect_right(left, t.created_at)
+        for t in timelines
+    }
 
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -217,10 +263,15 @@ def fit(
         local = t.created_at.astimezone(calendar.tz)
         weekdays[local.weekday()] += 1
         hours[local.hour] += 1
-    pickup: dict[str, list[float]] = defaultdict(list)
+    pickup: dict[tuple[str, str], list[float]] = defaultdict(list)  # (manager, situation) -> minutes
+    in_hours: dict[str, list[float]] = defaultdict(list)
+    waiting = _waiting_at_arrival(timelines)
+    queues = sorted(waiting[t.order_id] for t in seen)
+    edges = tuple(queues[len(queues) * k // QUEUE_BANDS] for k in range(1, QUEUE_BANDS))
     stages: dict[tuple[str, Status], list[float]] = defaultdict(list)
     waits: dict[Status, list[float]] = defaultdict(list)
     visits: Counter[Status] = Counter()
+    withdrawn: list[float] = []
     cancels: Counter[Status] = Counter()
     own_hours: dict[str, list[int]] = defaultdict(list)
     for t in seen:
@@ -231,10 +282,19 @@ def fit(
             visits[status] += 1
             if nxt is Status.CANCELLED:
                 cancels[status] += 1
+                if status is Status.PENDING_MANAGER:
+                    withdrawn.append((left - entered).total_seconds() / 60)
                 continue
             if status is Status.PENDING_MANAGER and nxt is Status.ACCEPTED:
                 owner = actor
-                pickup[actor].append(calendar.working_minutes_between(entered, left))
+                if calendar.is_working(entered):
+                    took = calendar.working_minutes_between(entered, left)
+                    in_hours[actor].append(took)
+                else:
+                    opening = calendar.next_working_start(entered)
+                    early = (left - opening).total_seconds() / 60
+                    took = early if left < opening else calendar.working_minutes_between(opening, left)
+                pickup[(actor, situation(entered, calendar, waiting[t.order_id], edges))].append(took)
             elif status in MANAGER_STAGES and owner is not None:
                 stages[(owner, status)].append(calendar.working_minutes_between(entered, left))
             elif status in WAIT_STAGES:
@@ -242,37 +302,44 @@ def fit(
             if actor == owner and owner is not None:
                 own_hours[owner].append(left.astimezone(calendar.tz).hour)
     known = {m.id: m for m in managers}
-    team_pickup = Quantiles.of([v for values in pickup.values() for v in values])
-    if team_pickup is None:
-        raise ValueError("the history has no accepted orders before the cut-off")
+    team_pickups = {}
+    for key in SITUATIONS:
+        if (q := Quantiles.of([v for (_, k), vs in pickup.items() if k == key for v in vs])) is not None:
+            team_pickups[key] = q
+    team_in_hours = Quantiles.of([v for values in in_hours.values() for v in values])
+    if team_in_hours is None or not team_pickups:
+        raise ValueError("the history has too few accepted orders before the cut-off")
     total = sum(len(v) for v in pickup.values())
     team_stage = {
         s: Quantiles.of([v for (_, st), values in stages.items() if st is s for v in values])
         for s in MANAGER_STAGES
     }
     fitted = []
-    for manager_id in sorted(pickup):
+    for manager_id in sorted({m for m, _ in pickup}):
         info = known.get(manager_id, HistoryManager(manager_id, manager_id, 10))
-        own_pickup = Quantiles.of(pickup[manager_id])
-        assert own_pickup is not None
+        taken = sum(len(pickup.get((manager_id, key), [])) for key in SITUATIONS)
+        own_pickups = {}
+        mine_in_hours = Quantiles.of(in_hours.get(manager_id, []))
+        for key, team in team_pickups.items():
+            own = Quantiles.of(pickup.get((manager_id, key), []))
+            own_pickups[key] = team if own is None else own.pooled(team)
         own_stages: dict[Status, Quantiles] = {}
         for s in MANAGER_STAGES:
-            team = team_stage[s]
-            own = Quantiles.of(stages.get((manager_id, s), []))
-            if team is not None:
-                own_stages[s] = team if own is None else own.pooled(team)
+            pooled, mine = team_stage[s], Quantiles.of(stages.get((manager_id, s), []))
+            if pooled is not None:
+                own_stages[s] = pooled if mine is None else mine.pooled(pooled)
         worked = sorted(own_hours.get(manager_id, []))
         fitted.append(
             FittedManager(
                 manager_id,
                 info.name,
                 info.capacity,
-                len(pickup[manager_id]) / total,
-                own_pickup.pooled(team_pickup),
+                taken / total,
+                team_in_hours if mine_in_hours is None else mine_in_hours.pooled(team_in_hours),
+                own_pickups,
                 own_stages,
                 (worked[len(worked) // 10], worked[(len(worked) * 9) // 10] + 1) if worked else None,
-                {"pickup": len(pickup[manager_id])}
-                | {s.value: len(stages.get((manager_id, s), [])) for s in MANAGER_STAGES},
+                {"pickup": taken} | {s.value: len(stages.get((manager_id, s), [])) for s in MANAGER_STAGES},
             )
         )
     fitted_waits = {s: q for s in WAIT_STAGES if (q := Quantiles.of(waits.get(s, []))) is not None}
@@ -293,6 +360,8 @@ def fit(
         managers=tuple(fitted),
         waits=fitted_waits,
         cancel_share={s: cancels[s] / visits[s] for s in visits if s not in FINAL_STATUSES},
+        queue_edges=edges,
+        withdrawn_after=Quantiles.of(withdrawn),
         completeness=ratio.value if ratio.value is not None else 0.0,
         escalations=len(resolved),
     )

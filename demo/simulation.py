@@ -274,6 +274,7 @@ class _Draws:
     cancel: float  # uniform: whether the client says no
     pick: float = 0.0  # uniform: who picks it up (a fitted model, as today)
     pickup: float = 0.0  # uniform: how long that takes (a fitted model, as today)
+    withdraw: float = 0.0  # uniform: whether and when the client withdraws a waiting order (a fitted model)
 
 
 def _draws(seed: int, index: int) -> _Draws:
@@ -283,7 +284,7 @@ def _draws(seed: int, index: int) -> _Draws:
         work[status] = rng.gauss(0.0, 1.0)
         stall[status] = rng.random()
         stall_len[status] = rng.gauss(0.0, 1.0)
-    return _Draws(work, stall, stall_len, rng.random(), rng.random(), rng.random())
+    return _Draws(work, stall, stall_len, rng.random(), rng.random(), rng.random(), rng.random())
 
 
 # Simulated people's ids, in the place of Telegram ids on the signals' owner_person.
@@ -356,7 +357,7 @@ class _Order:
 
 
 @dataclass(frozen=True)
-class _Sample:
+class Sample:
     at: datetime
     pending_manager: int
     stuck_share: float | None
@@ -396,7 +397,7 @@ class _Run:
         self.open: dict[str, _Order] = {}
         self.stays: list[_Stay] = []
         self.signals: list[_Signal] = []
-        self.samples: list[_Sample] = []
+        self.samples: list[Sample] = []
         self.closed: list[tuple[datetime, Status]] = []
         self.counts: Counter[str] = Counter()
         self._events: list[Event] = []
@@ -449,13 +450,26 @@ class _Run:
         self.counts["orders"] += 1
         self._enter(order, Status.PENDING_MANAGER, now)
         self.queue[order.id] = order
+        fitted = self.fitted
+        if fitted is not None and fitted.withdrawn_after is not None:
+            share = fitted_cancel(fitted, Status.PENDING_MANAGER)
+            if order.draws.withdraw < share:  # the history's clients withdraw waiting orders this often
+                after = fitted.withdrawn_after.at(order.draws.withdraw / share)
+                self._at(self.calendar.add_calendar_minutes(now, after), self._withdrawn, order)
         if self.name == "bot":
             self._dispatch(now)
         elif self.fitted is not None:
             # As today, fitted: whoever the history says picks orders up, after the time they took to.
             manager_id = draw_manager(*self.shares, order.draws.pick)
-            wait = self.fitted.manager(manager_id).pickup.at(order.draws.pickup)
-            self._at(self._working(now, wait), self._pickup, order, manager_id)
+            waiting = len(self.queue) - 1
+            at = self.fitted.picks_up(manager_id, now, waiting, order.draws.pickup, self.calendar)
+            self._at(at, self._pickup, order, manager_id)
+
+    def _withdrawn(self, now: datetime, order: _Order) -> None:
+        if order.status is Status.PENDING_MANAGER and (order.id in self.queue or order.offer_live):
+            self.queue.pop(order.id, None)
+            order.offer_live = False
+            self._enter(order, Status.CANCELLED, now)
 
     def _pickup(self, now: datetime, order: _Order, manager_id: str) -> None:
         if order.id in self.queue:
@@ -772,7 +786,8 @@ class _Run:
         self._at(chase, self._chase, order, stay)
 
     def _chase(self, now: datetime, order: _Order, stay: _Stay) -> None:
-        if order.stay is stay:
+        # A fitted model's times already hold whatever the leads' chasing did in the history.
+        if order.stay is stay and self.fitted is None:
             self._nudge(order, now, LEAD_PUSH_SHARE)
 
     def _resolve(self, order: _Order, now: datetime, outcome: str) -> None:
@@ -797,7 +812,7 @@ class _Run:
         ]
         coverage = kpi.owner_coverage(rows)
         self.samples.append(
-            _Sample(
+            Sample(
                 now,
                 kpi.pending_manager_orders(rows),
                 kpi.stuck_share(rows, now, self.policy.stuck_hours).value,
@@ -810,36 +825,11 @@ class _Run:
     ) -> PolicyOutcome:
         """The measured days' KPIs by domain.kpi, and the criteria against `baseline` (None: itself)."""
         visits = [stay.visit() for stay in self.stays]
-        # Each day's formulas get the rows that can matter to that day (by the instants the formulas look at),
-        # so the cost grows with the rows, not with rows x days.
-        critical = _by_day(
-            days, ((v, (v.left_at, v.breach_at)) for v in visits if v.status in kpi.CRITICAL_STATUSES)
+        escalations = [s.escalation() for s in self.signals if s.resolved_at is not None]
+        delivered = [at for at, status in self.closed if status is Status.DELIVERED]
+        per_day = measure_days(
+            visits, escalations, self.samples, self.arrivals, delivered, days, self.calendar
         )
-        resolved = _by_day(
-            days,
-            (
-                (e, (e.resolved_at,))
-                for e in (s.escalation() for s in self.signals if s.resolved_at is not None)
-            ),
-        )
-        samples = _by_day(days, ((s, (s.at,)) for s in self.samples))
-        arrived = _by_day(days, ((at, (at,)) for at in self.arrivals))
-        delivered = _by_day(days, ((at, (at,)) for at, status in self.closed if status is Status.DELIVERED))
-        per_day = []
-        for index, (begin, end) in enumerate(itertools.pairwise(days)):
-            window = kpi.Window(begin, end)
-            metrics: dict[MetricKey, float | None] = {
-                (kpi.PENDING, ""): _mean([s.pending_manager for s in samples[index]]),
-                (kpi.STUCK, ""): _mean([s.stuck_share for s in samples[index]]),
-                (kpi.COVERAGE, ""): _mean([s.coverage for s in samples[index]]),
-                (kpi.CRITICAL_BREACH_RATE, ""): kpi.critical_breach_rate(
-                    kpi.breach_rates(critical[index], window)
-                ).value,
-                (kpi.COMPLETENESS, ""): kpi.escalation_completeness(resolved[index], window).value,
-            }
-            day = begin.astimezone(self.calendar.tz).date()
-            breaches = kpi.breaches_in(critical[index], window)
-            per_day.append(DayStats(day, len(arrived[index]), len(delivered[index]), breaches, metrics))
         metrics = kpi.average_days(day.metrics for day in per_day)
         criteria = kpi.success_criteria(metrics, metrics if baseline is None else baseline)
         stages = kpi.time_to_next_status(visits, kpi.Window(days[0], days[-1]))
@@ -852,6 +842,44 @@ class _Run:
             dict(sorted(self.counts.items())),
             stages,
         )
+
+
+def measure_days(
+    visits: Sequence[kpi.Visit],
+    escalations: Iterable[kpi.Escalation],
+    samples: Iterable[Sample],
+    arrivals: Iterable[datetime],
+    delivered: Iterable[datetime],
+    days: Sequence[datetime],
+    calendar: WorkingCalendar,
+) -> list[DayStats]:
+    """Each day's KPIs by domain.kpi, for a simulated run and for a real history alike (demo.backtest).
+
+    Each day's formulas get the rows that can matter to that day (by the instants the formulas look at), so
+    the cost grows with the rows, not with rows x days."""
+    critical = _by_day(
+        days, ((v, (v.left_at, v.breach_at)) for v in visits if v.status in kpi.CRITICAL_STATUSES)
+    )
+    resolved = _by_day(days, ((e, (e.resolved_at,)) for e in escalations))
+    sampled = _by_day(days, ((s, (s.at,)) for s in samples))
+    arrived = _by_day(days, ((at, (at,)) for at in arrivals))
+    done = _by_day(days, ((at, (at,)) for at in delivered))
+    per_day = []
+    for index, (begin, end) in enumerate(itertools.pairwise(days)):
+        window = kpi.Window(begin, end)
+        metrics: dict[MetricKey, float | None] = {
+            (kpi.PENDING, ""): _mean([s.pending_manager for s in sampled[index]]),
+            (kpi.STUCK, ""): _mean([s.stuck_share for s in sampled[index]]),
+            (kpi.COVERAGE, ""): _mean([s.coverage for s in sampled[index]]),
+            (kpi.CRITICAL_BREACH_RATE, ""): kpi.critical_breach_rate(
+                kpi.breach_rates(critical[index], window)
+            ).value,
+            (kpi.COMPLETENESS, ""): kpi.escalation_completeness(resolved[index], window).value,
+        }
+        day = begin.astimezone(calendar.tz).date()
+        breaches = kpi.breaches_in(critical[index], window)
+        per_day.append(DayStats(day, len(arrived[index]), len(done[index]), breaches, metrics))
+    return per_day
 
 
 def _by_day(days: Sequence[datetime], rows: Iterable[tuple[T, tuple[datetime | None, ...]]]) -> list[list[T]]:
@@ -900,7 +928,7 @@ def generate_arrivals(params: SimParams, calendar: WorkingCalendar) -> list[date
     return result
 
 
-def _sample_times(params: SimParams, calendar: WorkingCalendar) -> list[datetime]:
+def sample_times(params: SimParams, calendar: WorkingCalendar) -> list[datetime]:
     """Every `sample_minutes` of working time on the measured days, half a step off the window's edges."""
     step = timedelta(minutes=params.sample_minutes)
     times = []
@@ -915,7 +943,7 @@ def _sample_times(params: SimParams, calendar: WorkingCalendar) -> list[datetime
     return times
 
 
-def _midnights(first: date, count: int, calendar: WorkingCalendar) -> list[datetime]:
+def midnights(first: date, count: int, calendar: WorkingCalendar) -> list[datetime]:
     return [
         datetime.combine(first + timedelta(days=offset), time(0), tzinfo=calendar.tz).astimezone(UTC)
         for offset in range(count + 1)
@@ -933,11 +961,11 @@ def simulate(
     bit. The bot's criteria are judged against "as today" when both run."""
     arrivals = generate_arrivals(params, calendar)
     draws = [_draws(params.seed, index) for index in range(len(arrivals))]
-    all_days = _midnights(
+    all_days = midnights(
         params.start - timedelta(days=params.warmup_days), params.warmup_days + params.days, calendar
     )
     measured = all_days[params.warmup_days :]
-    samples = _sample_times(params, calendar)
+    samples = sample_times(params, calendar)
     outcomes: dict[PolicyName, PolicyOutcome] = {}
     baseline: dict[MetricKey, float | None] | None = None
     for name in policies:
