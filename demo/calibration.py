@@ -355,8 +355,8 @@ def fit(
         until=until,
         orders=len(seen),
         orders_per_day=len(seen) / days,
-        weekday_weights=tuple(weekdays),
-        hour_weights=tuple(hours),
+        weekday_weights=tuple(w * 7 / len(seen) for w in weekdays),  # 1.0: an average day
+        hour_weights=tuple(h * 24 / len(seen) for h in hours),  # 1.0: an average hour
         managers=tuple(fitted),
         waits=fitted_waits,
         cancel_share={s: cancels[s] / visits[s] for s in visits if s not in FINAL_STATUSES},

@@ -593,7 +593,10 @@ class _Run:
         if self.rng.random() < habit.ignore_share:
             order.answer_at = None
         else:
-            order.answer_at = self._working(now, self._lognormal(habit.response_median))
+            # Fitted: a card is answered as fast as the manager picked orders up in working hours as today.
+            fitted = self.fitted.manager(manager_id).pickup.at(self.rng.random()) if self.fitted else None
+            delay = self._lognormal(habit.response_median) if fitted is None else fitted
+            order.answer_at = self._working(now, delay)
             self._at(order.answer_at, self._answer, order, order.token)
 
     def _answer(self, now: datetime, order: _Order, token: int) -> None:
@@ -778,7 +781,11 @@ class _Run:
         """As today: the client of an order quiet for stuck_hours may call; a lead chases it, unrecorded."""
         if order.stay is not stay or self.rng.random() >= self.params.complaint_share:
             return
-        signal = _Signal(len(self.signals) + 1, "client_complaint", "high", Level.LEAD, LEAD_PERSON, None)
+        # Unrecorded (no deadline, no resolution), or as completely as the fitted history recorded its own.
+        fitted = self.fitted
+        recorded = fitted is not None and fitted.completeness > 0 and self.rng.random() < fitted.completeness
+        deadline = response_deadline("high", now, self.calendar.tz) if recorded else None
+        signal = _Signal(len(self.signals) + 1, "client_complaint", "high", Level.LEAD, LEAD_PERSON, deadline)
         self.signals.append(signal)
         order.signals.append(signal)
         self.counts["complaints"] += 1
@@ -794,12 +801,7 @@ class _Run:
         for signal in order.signals:
             signal.resolved_at = now
             # The bot records why a signal closed; a chased complaint leaves no record, as today.
-            recorded = signal.deadline is not None or (
-                self.fitted is not None
-                and self.fitted.completeness > 0
-                and self.rng.random() < self.fitted.completeness
-            )  # as today, a fitted model records as often as the history did
-            signal.resolution = outcome if recorded else None
+            signal.resolution = outcome if signal.deadline is not None else None
         order.signals.clear()
         order.unassigned = None
 
