@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -37,9 +37,11 @@ from domain.statuses import FINAL_STATUSES, Status
 from storage.db import Database
 from storage.history import (
     HistoryManager,
+    RecordedOffer,
     RecordedSignal,
     Timeline,
     history_managers,
+    recorded_offers,
     recorded_signals,
     status_timelines,
 )
@@ -65,6 +67,7 @@ class HistoryData:
     managers: list[HistoryManager]
     signals: list[RecordedSignal]
     installed_at: datetime | None  # when the bot went live (None: never: as today throughout)
+    offers: list[RecordedOffer] = field(default_factory=list)  # the bot's order cards, if it was live
 
 
 async def read_history(path: str) -> HistoryData:
@@ -75,6 +78,7 @@ async def read_history(path: str) -> HistoryData:
             await history_managers(db),
             await recorded_signals(db),
             await installed_at(db),
+            await recorded_offers(db),
         )
     finally:
         await db.close()
@@ -269,7 +273,7 @@ def backtest(
     cut = datetime.combine(start, time(0), tzinfo=calendar.tz).astimezone(UTC)
     if arrivals[0] >= cut - timedelta(days=7):
         raise ValueError(f"the history needs at least 7 days before a {holdout_days}-day hold-out")
-    model = fitted or fit(history.timelines, history.managers, history.signals, calendar, cut)
+    model = fitted or fit(history.timelines, history.managers, history.signals, calendar, cut, history.offers)
     in_force: PolicyName = (
         "bot" if history.installed_at is not None and history.installed_at < cut else "as_today"
     )

@@ -31,7 +31,7 @@ from typing import Any
 from domain import kpi
 from domain.calendar import WorkingCalendar
 from domain.statuses import FINAL_STATUSES, Status
-from storage.history import HistoryManager, RecordedSignal, Timeline
+from storage.history import HistoryManager, RecordedOffer, RecordedSignal, Timeline
 
 POOL_WEIGHT = 20  # observations of the team that a manager's own observations are mixed with
 QUANTILE_POINTS = 41  # a fitted distribution is kept as this many quantiles (0 %, 2.5 %, ... 100 %)
@@ -87,6 +87,16 @@ class Quantiles:
 
 
 @dataclass(frozen=True)
+class Cards:
+    """How a manager answered the bot's order cards, where the history has them (pooled with the team)."""
+
+    answer: Quantiles  # working minutes from the card to the answer, of the answered ones
+    decline_share: float  # of the answered cards
+    miss_share: float  # of all cards: left to expire
+    count: int
+
+
+@dataclass(frozen=True)
 class FittedManager:
     manager_id: str
     name: str
@@ -101,6 +111,7 @@ class FittedManager:
     stages: dict[Status, Quantiles]  # working minutes per manager stage (pooled where data is thin)
     hours: tuple[int, int] | None  # local hours of their own status changes, 10th and 90th percentile
     observed: dict[str, int] = field(default_factory=dict)  # own observations behind each fit
+    cards: Cards | None = None  # None: the history has no cards of the bot
 
     def picks_up(self, arrived: datetime, key: str, u: float, calendar: WorkingCalendar) -> datetime:
         """When this manager takes an order that arrived at `arrived` in situation `key`, for the draw `u`."""
@@ -166,6 +177,12 @@ class Fitted:
         ]
         for m in self.managers:
             stage = ", ".join(f"{s.value} {_minutes(q.median)}" for s, q in m.stages.items())
+            cards = m.cards
+            if cards is not None:
+                stage += (
+                    f"; answers the bot's cards in {_minutes(cards.answer.median)} median, declines "
+                    f"{cards.decline_share:.0%}, lets {cards.miss_share:.0%} expire ({cards.count} cards)"
+                )
             hours = "—" if m.hours is None else f"{m.hours[0]:02d}:00–{m.hours[1]:02d}:00"
             out.append(
                 f"{m.name} ({m.manager_id}) picks up in {_minutes(m.pickup.median)} median "
@@ -201,6 +218,7 @@ class Fitted:
                     "stage_median_minutes": {s.value: round(q.median, 1) for s, q in m.stages.items()},
                     "hours": list(m.hours) if m.hours else None,
                     "observed": m.observed,
+                    "cards": None if m.cards is None else _cards_json(m.cards),
                 }
                 for m in self.managers
             },
@@ -251,6 +269,7 @@ def fit(
     signals: Sequence[RecordedSignal],
     calendar: WorkingCalendar,
     until: datetime,
+    offers: Sequence[RecordedOffer] = (),
 ) -> Fitted:
     """The model the history before `until` supports. Raises ValueError when it has no orders."""
     seen = [t for t in timelines if t.created_at < until]
@@ -342,6 +361,8 @@ def fit(
                 {"pickup": taken} | {s.value: len(stages.get((manager_id, s), [])) for s in MANAGER_STAGES},
             )
         )
+    cards = _fit_cards([o for o in offers if o.offered_at < until], calendar)
+    fitted = [replace(m, cards=cards.get(m.manager_id)) for m in fitted]
     fitted_waits = {s: q for s in WAIT_STAGES if (q := Quantiles.of(waits.get(s, []))) is not None}
     recorded = [s for s in signals if s.raised_at < until]
     resolved = [
@@ -365,6 +386,51 @@ def fit(
         completeness=ratio.value if ratio.value is not None else 0.0,
         escalations=len(resolved),
     )
+
+
+def _cards_json(cards: Cards) -> dict[str, float]:
+    return {
+        "answer_median_minutes": round(cards.answer.median, 1),
+        "decline_share": round(cards.decline_share, 4),
+        "miss_share": round(cards.miss_share, 4),
+        "count": cards.count,
+    }
+
+
+def _answer_minutes(offers: Sequence[RecordedOffer], calendar: WorkingCalendar) -> Quantiles | None:
+    return Quantiles.of(
+        [
+            calendar.working_minutes_between(o.offered_at, o.answered_at)
+            for o in offers
+            if o.answered_at is not None
+        ]
+    )
+
+
+def _fit_cards(offers: Sequence[RecordedOffer], calendar: WorkingCalendar) -> dict[str, Cards]:
+    """Per manager: answer times, decline and miss shares of the bot's cards, pooled with the team's."""
+    ended = [o for o in offers if o.state in ("accepted", "declined", "expired")]
+    answered = [o for o in ended if o.state != "expired" and o.answered_at is not None]
+    team_answer = _answer_minutes(answered, calendar)
+    if team_answer is None:
+        return {}
+    team_decline = sum(o.state == "declined" for o in answered) / len(answered)
+    team_miss = sum(o.state == "expired" for o in ended) / len(ended)
+    result = {}
+    k = POOL_WEIGHT
+    for manager_id in sorted({o.manager_id for o in ended}):
+        mine = [o for o in ended if o.manager_id == manager_id]
+        mine_answered = [o for o in answered if o.manager_id == manager_id]
+        own = _answer_minutes(mine_answered, calendar)
+        declines = sum(o.state == "declined" for o in mine_answered)
+        misses = sum(o.state == "expired" for o in mine)
+        result[manager_id] = Cards(
+            team_answer if own is None else own.pooled(team_answer),
+            (declines + k * team_decline) / (len(mine_answered) + k),
+            (misses + k * team_miss) / (len(mine) + k),
+            len(mine),
+        )
+    return result
 
 
 def manager_shares(fitted: Fitted) -> tuple[list[str], list[float]]:

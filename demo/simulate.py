@@ -130,9 +130,8 @@ def _fit_all(history: HistoryData, calendar: WorkingCalendar) -> Fitted | None:
         (at for t in history.timelines for _, at, _ in t.steps), default=history.timelines[-1].created_at
     )
     try:
-        return fit(
-            history.timelines, history.managers, history.signals, calendar, last + timedelta(microseconds=1)
-        )
+        until = last + timedelta(microseconds=1)
+        return fit(history.timelines, history.managers, history.signals, calendar, until, history.offers)
     except ValueError:
         return None
 

@@ -590,19 +590,29 @@ class _Run:
         self.counts["offers"] += 1
         order.expires_at = accept_deadline(now, self.policy, self.calendar)
         self._at(order.expires_at, self._expire, order, order.token)
-        if self.rng.random() < habit.ignore_share:
+        # Fitted: as the manager answered the bot's cards in the history, or, if it has none, as fast as they
+        # picked orders up in working hours as today (ignoring and declining as their habit says).
+        person = self.fitted.manager(manager_id) if self.fitted is not None else None
+        cards = person.cards if person is not None else None
+        if self.rng.random() < (habit.ignore_share if cards is None else cards.miss_share):
             order.answer_at = None
         else:
-            # Fitted: a card is answered as fast as the manager picked orders up in working hours as today.
-            fitted = self.fitted.manager(manager_id).pickup.at(self.rng.random()) if self.fitted else None
-            delay = self._lognormal(habit.response_median) if fitted is None else fitted
+            if cards is not None:
+                delay = cards.answer.at(self.rng.random())
+            elif person is not None:
+                delay = person.pickup.at(self.rng.random())
+            else:
+                delay = self._lognormal(habit.response_median)
             order.answer_at = self._working(now, delay)
             self._at(order.answer_at, self._answer, order, order.token)
 
     def _answer(self, now: datetime, order: _Order, token: int) -> None:
         if token != order.token or not order.offer_live or order.manager_id is None:
             return
-        if self.rng.random() < self.habits[order.manager_id].decline_share:
+        person = self.fitted.manager(order.manager_id) if self.fitted is not None else None
+        cards = person.cards if person is not None else None
+        share = self.habits[order.manager_id].decline_share if cards is None else cards.decline_share
+        if self.rng.random() < share:
             self.counts["declines"] += 1
             self._withdraw(order, now)
             return

@@ -112,3 +112,25 @@ async def recorded_signals(db: Database) -> list[RecordedSignal]:
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class RecordedOffer:
+    """An order card the bot sent (ai_assignments): to whom, when, and how it ended."""
+
+    manager_id: str
+    state: str  # offered | accepted | declined | expired | released
+    offered_at: datetime
+    answered_at: datetime | None
+
+
+async def recorded_offers(db: Database) -> list[RecordedOffer]:
+    rows = await db.fetchall(
+        "SELECT manager_id, state, offered_at, answered_at FROM ai_assignments ORDER BY id"
+    )
+    return [
+        RecordedOffer(
+            row["manager_id"], row["state"], parse_ts(row["offered_at"]), parse_ts_opt(row["answered_at"])
+        )
+        for row in rows
+    ]

@@ -20,7 +20,7 @@ from demo.simulation import simulate
 from domain import kpi
 from domain.policy import Policy, calendar_for
 from domain.statuses import Status
-from storage.history import RecordedSignal
+from storage.history import RecordedOffer, RecordedSignal
 from testkit.history import TEAM, generate_history, write_history
 
 POLICY = Policy.default()
@@ -247,3 +247,33 @@ def test_cli_replay_fits_and_prints_the_people(
     assert "Anna Petrova (m1) picks up in" in printed and "fitted to the history (pick-up" in printed
     assert "Across 3 seeds: median (10th–90th percentile)" in printed and "ranges overlap" in printed
     assert "Anna Petrova" in (tmp_path / "simulate.html").read_text(encoding="utf-8")
+
+
+def test_the_bots_cards_are_answered_as_the_history_shows(histories: dict[int, HistoryData]) -> None:
+    """Where the bot was live, its cards tell how each manager answers them, and the bot's prediction uses
+    that instead of a habit: a team that let half its cards expire makes many more misses than one that
+    let none."""
+    history = histories[1]
+    cut = _cut(history)
+    day = cut - timedelta(days=10)
+
+    def cards(manager_id: str, expired: int) -> list[RecordedOffer]:
+        offers = []
+        for k in range(200):
+            at = day + timedelta(minutes=7 * k)
+            state = "expired" if k < expired else ("declined" if k % 10 == 0 else "accepted")
+            answered = None if state == "expired" else at + timedelta(minutes=3)
+            offers.append(RecordedOffer(manager_id, state, at, answered))
+        return offers
+
+    def misses(expired: int) -> int:
+        offers = [c for m in ("m1", "m2", "m3", "m4", "m5", "m6") for c in cards(m, expired)]
+        fitted = fit(history.timelines, history.managers, history.signals, CALENDAR, cut, offers)
+        m1 = fitted.manager("m1").cards
+        assert m1 is not None and m1.count == 200
+        assert m1.miss_share == pytest.approx(expired / 200, abs=0.01)
+        arrivals = sorted(t.created_at for t in history.timelines)
+        result = simulate(fitted_params(fitted, arrivals, date(2026, 11, 20), 14, 1, 14), POLICY, CALENDAR)
+        return result.outcomes["bot"].counts.get("misses", 0)
+
+    assert misses(100) > 5 * max(1, misses(0))
