@@ -17,18 +17,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from demo.calibration import Fitted, fit
-from demo.simulation import (
-    ArrivalProfile,
-    ManagerProfile,
-    PolicyName,
-    PolicyOutcome,
-    Sample,
-    SimParams,
-    measure_days,
-    midnights,
-    sample_times,
-    simulate,
-)
+from demo.measure import Sample, measure_days, midnights, sample_times
+from demo.simulation import ArrivalProfile, ManagerProfile, PolicyName, PolicyOutcome, SimParams, simulate
 from domain import kpi
 from domain.calendar import WorkingCalendar
 from domain.policy import Policy
@@ -146,17 +136,8 @@ def actual_figures(
         last_status, last_at = steps[-1]
         if last_status not in FINAL_STATUSES or last_at >= begin:
             paths.append(([at for _, at in steps], steps))
-    probe = SimParams(
-        0,
-        days,
-        start,
-        ArrivalProfile(1.0),
-        (ManagerProfile("x", "steady", 1),),
-        0,
-        sample_minutes=sample_minutes,
-    )
     samples = []
-    for at in sample_times(probe, calendar):
+    for at in sample_times(start, days, sample_minutes, calendar):
         rows = []
         for instants, steps in paths:
             index = bisect.bisect_right(instants, at) - 1

@@ -3,8 +3,16 @@ ways, "as today" and with the bot, and the release's success criteria (SPEC §8)
 
 Pure: parameters and a seed in, series and criteria out; no I/O, no clock, no Telegram. It runs the domain
 code the bot runs: working time from `domain.calendar`, budgets and timeouts from `domain.policy`, status
-visits planned by `domain.sla`, picks by `domain.dispatch.DispatchBoard`, legal moves from `domain.statuses`,
-signal deadlines and the escalation ladder from `domain.signals`, the KPIs and criteria from `domain.kpi`.
+visits planned by `domain.sla`, legal moves from `domain.statuses`, and the orchestration's decisions from
+`domain.orchestration`, the functions the bot's agents call: who gets each waiting order (`pick_managers`),
+when an offer expires (`offer_expired`), what the SLA sweep does at an instant (`domain.sla.due_actions`),
+when a signal climbs the ladder and to whom (`signal_overdue`, `next_rung`). The KPIs and criteria come from
+`domain.kpi` through `demo.measure`. What stays here is the model of people and time.
+
+People are either habits (below) or fitted to a CRM history (`SimParams.fitted`, demo.calibration): then
+as today, whoever the history says picks an order up does so after a time drawn from their own pick-up times
+(by working hours or not, and by how many orders were waiting), stages take the history's times, clients
+withdraw and cancel as often as they did, and a client's complaint is recorded as often as escalations were.
 
 The model (what the numbers rest on):
 - Orders arrive as a Poisson process shaped by weekday and hour weights, or at the instants of a CRM history.
@@ -28,18 +36,17 @@ The model (what the numbers rest on):
 
 from __future__ import annotations
 
-import bisect
 import heapq
-import itertools
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, TypeVar
 
 from demo.calibration import Fitted, draw_manager, fitted_cancel, manager_shares, stage_minutes, typical
+from demo.measure import DayStats, Sample, measure_days, midnights, sample_times
 from domain import kpi
 from domain.calendar import WorkingCalendar
 from domain.dispatch import DispatchBoard, ManagerSnapshot
@@ -234,15 +241,6 @@ class SimParams:
 
 
 @dataclass(frozen=True)
-class DayStats:
-    day: date
-    arrivals: int
-    delivered: int
-    breaches: int  # critical-stage visits whose budget ran out that day
-    metrics: dict[MetricKey, float | None]  # the day's KPIs, as the bot's daily snapshot stores them
-
-
-@dataclass(frozen=True)
 class PolicyOutcome:
     name: PolicyName
     days: tuple[DayStats, ...]
@@ -354,14 +352,6 @@ class _Order:
     token: int = 0  # bumps on every change that makes this order's scheduled answers and step ends stale
     signals: list[_Signal] = field(default_factory=list)  # unresolved; resolved when the order moves on
     unassigned: _Signal | None = None
-
-
-@dataclass(frozen=True)
-class Sample:
-    at: datetime
-    pending_manager: int
-    stuck_share: float | None
-    coverage: float | None
 
 
 Event = tuple[datetime, int, Callable[..., None], tuple[Any, ...]]
@@ -856,60 +846,6 @@ class _Run:
         )
 
 
-def measure_days(
-    visits: Sequence[kpi.Visit],
-    escalations: Iterable[kpi.Escalation],
-    samples: Iterable[Sample],
-    arrivals: Iterable[datetime],
-    delivered: Iterable[datetime],
-    days: Sequence[datetime],
-    calendar: WorkingCalendar,
-) -> list[DayStats]:
-    """Each day's KPIs by domain.kpi, for a simulated run and for a real history alike (demo.backtest).
-
-    Each day's formulas get the rows that can matter to that day (by the instants the formulas look at), so
-    the cost grows with the rows, not with rows x days."""
-    critical = _by_day(
-        days, ((v, (v.left_at, v.breach_at)) for v in visits if v.status in kpi.CRITICAL_STATUSES)
-    )
-    resolved = _by_day(days, ((e, (e.resolved_at,)) for e in escalations))
-    sampled = _by_day(days, ((s, (s.at,)) for s in samples))
-    arrived = _by_day(days, ((at, (at,)) for at in arrivals))
-    done = _by_day(days, ((at, (at,)) for at in delivered))
-    per_day = []
-    for index, (begin, end) in enumerate(itertools.pairwise(days)):
-        window = kpi.Window(begin, end)
-        metrics: dict[MetricKey, float | None] = {
-            (kpi.PENDING, ""): _mean([s.pending_manager for s in sampled[index]]),
-            (kpi.STUCK, ""): _mean([s.stuck_share for s in sampled[index]]),
-            (kpi.COVERAGE, ""): _mean([s.coverage for s in sampled[index]]),
-            (kpi.CRITICAL_BREACH_RATE, ""): kpi.critical_breach_rate(
-                kpi.breach_rates(critical[index], window)
-            ).value,
-            (kpi.COMPLETENESS, ""): kpi.escalation_completeness(resolved[index], window).value,
-        }
-        day = begin.astimezone(calendar.tz).date()
-        breaches = kpi.breaches_in(critical[index], window)
-        per_day.append(DayStats(day, len(arrived[index]), len(done[index]), breaches, metrics))
-    return per_day
-
-
-def _by_day(days: Sequence[datetime], rows: Iterable[tuple[T, tuple[datetime | None, ...]]]) -> list[list[T]]:
-    """Rows grouped by the days [days[i], days[i+1]) their instants fall on, once per day."""
-    groups: list[list[T]] = [[] for _ in range(len(days) - 1)]
-    for row, instants in rows:
-        indexes = {bisect.bisect_right(days, at) - 1 for at in instants if at is not None}
-        for index in sorted(indexes):
-            if 0 <= index < len(groups):
-                groups[index].append(row)
-    return groups
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return sum(known) / len(known) if known else None
-
-
 # --- running it ---------------------------------------------------------------------------------------------
 
 
@@ -940,28 +876,6 @@ def generate_arrivals(params: SimParams, calendar: WorkingCalendar) -> list[date
     return result
 
 
-def sample_times(params: SimParams, calendar: WorkingCalendar) -> list[datetime]:
-    """Every `sample_minutes` of working time on the measured days, half a step off the window's edges."""
-    step = timedelta(minutes=params.sample_minutes)
-    times = []
-    for offset in range(params.days):
-        window = calendar.window(params.start + timedelta(days=offset))
-        if window is None:
-            continue
-        at = window[0] + step / 2
-        while at < window[1]:
-            times.append(at)
-            at += step
-    return times
-
-
-def midnights(first: date, count: int, calendar: WorkingCalendar) -> list[datetime]:
-    return [
-        datetime.combine(first + timedelta(days=offset), time(0), tzinfo=calendar.tz).astimezone(UTC)
-        for offset in range(count + 1)
-    ]
-
-
 def simulate(
     params: SimParams,
     policy: Policy,
@@ -977,7 +891,7 @@ def simulate(
         params.start - timedelta(days=params.warmup_days), params.warmup_days + params.days, calendar
     )
     measured = all_days[params.warmup_days :]
-    samples = sample_times(params, calendar)
+    samples = sample_times(params.start, params.days, params.sample_minutes, calendar)
     outcomes: dict[PolicyName, PolicyOutcome] = {}
     baseline: dict[MetricKey, float | None] | None = None
     for name in policies:
