@@ -1,17 +1,21 @@
 """Fitting the simulation's people and time to a CRM history (`main.py simulate --replay/--backtest`).
 
-Pure: status timelines (storage.history) in, a `Fitted` model out. What is fitted, and how:
-- arrivals: orders per day, weekday and hour weights (local time);
-- each manager: the share of orders they took, their time to pick an order up (working minutes from arrival to
-  accepted) and their time per manager stage (accepted, inspection, ready_for_shipment, working minutes), as
-  empirical distributions. A manager with few observations of a stage is pooled with the team: each quantile
-  is the mix `(n * own + K * team) / (n + K)`, K = POOL_WEIGHT, so five observations move a manager's
-  curve a fifth of the way from the team's;
+Pure: status timelines, managers, recorded signals and cards (storage.history) in, a `Fitted` model out.
+What is fitted, and how:
+- arrivals: orders per day, weekday and hour weights (local time; 1.0 is an average day or hour);
+- each manager: the share of orders they took; their time to pick an order up, by situation (`situation`:
+  arrived in working hours or not, and the tercile band of how many orders were waiting then); their time per
+  manager stage (accepted, inspection, ready_for_shipment, working minutes), all as empirical distributions.
+  A manager with few observations is pooled with the team: each quantile is the mix
+  `(n * own + K * team) / (n + K)`, K = POOL_WEIGHT, so five observations move a manager's curve a fifth
+  of the way from the team's (200 and more: their own alone);
 - waits on clients (awaiting_client) and carriers (in_transit), calendar minutes, pooled;
-- cancellations: the share of each status's visits that ended in cancelled;
+- cancellations: the share of each status's visits that ended in cancelled, and how long a waiting order
+  stayed before its client withdrew it;
+- the bot's cards, where it was live (ai_assignments): answer time, decline and miss shares, pooled;
 - hours actually worked: the local hours of each manager's own status changes (10th-90th percentile);
-- escalation completeness: the share of recorded escalations resolved with a recorded resolution, by the
-  same formula as the KPI (0 when the history recorded none: nothing was escalated on the record).
+- escalation completeness: the share of recorded escalations resolved with an owner, a deadline and a
+  resolution, by the KPI's formula (0 when the history recorded none: nothing was escalated on the record).
 
 Only visits that ended before the fit's cut-off count (a visit still open is not a time yet); a visit that
 started within the hold-out is not seen.
@@ -22,7 +26,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from statistics import NormalDist
@@ -465,7 +469,3 @@ def stage_minutes(fitted: Fitted, manager_id: str | None, status: Status) -> Qua
 
 def fitted_cancel(fitted: Fitted, status: Status) -> float:
     return fitted.cancel_share.get(status, 0.0)
-
-
-def as_mapping(values: Mapping[Status, float]) -> dict[str, float]:
-    return {s.value: v for s, v in values.items()}
