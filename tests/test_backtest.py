@@ -20,7 +20,9 @@ from demo.simulation import simulate
 from domain import kpi
 from domain.policy import Policy, calendar_for
 from domain.statuses import Status
+from storage.db import Database
 from storage.history import RecordedOffer, RecordedSignal
+from storage.kpi import mark_installed
 from testkit.history import TEAM, generate_history, write_history
 
 POLICY = Policy.default()
@@ -277,3 +279,24 @@ def test_the_bots_cards_are_answered_as_the_history_shows(histories: dict[int, H
         return result.outcomes["bot"].counts.get("misses", 0)
 
     assert misses(100) > 5 * max(1, misses(0))
+
+
+def test_the_hold_out_runs_under_the_policy_in_force_then(tmp_path: Path) -> None:
+    database = _history(tmp_path, 6, days=30, orders_per_day=15)
+
+    async def install(at: datetime) -> None:
+        db = await Database.open(database)
+        try:
+            async with db.transaction() as conn:
+                await mark_installed(conn, at)
+        finally:
+            await db.close()
+
+    before = asyncio.run(read_history(str(database)))
+    assert backtest(before, POLICY, CALENDAR, holdout_days=7, seeds=(1,)).policy == "as_today"
+    # The bot went live ten days before the end: the 7-day hold-out is the bot's.
+    asyncio.run(install(datetime(2026, 11, 24, 8, tzinfo=UTC)))
+    after = asyncio.run(read_history(str(database)))
+    assert after.installed_at == datetime(2026, 11, 24, 8, tzinfo=UTC)
+    result = backtest(after, POLICY, CALENDAR, holdout_days=7, seeds=(1,))
+    assert result.policy == "bot" and result.predicted["pending_manager"].median is not None
