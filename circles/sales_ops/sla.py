@@ -121,7 +121,7 @@ async def process_visits(
             await _ask_checkin(conn, services, visit, routing, now)
             asked = True
             report.checkins += 1
-        next_due = _next_due(
+        due_next = _next_due(
             services,
             visit,
             reminded=visit.reminded or reminded_at is not None,
@@ -129,7 +129,7 @@ async def process_visits(
             stuck=visit.stuck_signalled or stuck_at is not None,
             asked=asked,
         )
-        progress.append(store.Progress(visit.id, reminded_at, breached_at, stuck_at, next_due))
+        progress.append(store.Progress(visit.id, reminded_at, breached_at, stuck_at, due_next))
     if signals:
         signal_ids = await raise_signals(conn, signals, now=now, settings=services.settings)
         await store.insert_violations(
