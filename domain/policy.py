@@ -110,6 +110,32 @@ def _check_open_status_keys(table: dict[Status, object], what: str) -> None:
         raise ValueError(f"every open status needs a {what}; missing {', '.join(missing)}")
 
 
+class UnitEconomicsPolicy(_Model):
+    """The AI-CFO's leak rules ([unit_economics]); domain.economics.EconomicsRules carries them."""
+
+    margin_floor_pct: float = Field(default=0.08, ge=-1, lt=1)  # a fraction of the sale: 0.08 = 8 %
+    usual_shipping_eur: float = Field(default=150.0, ge=0)
+    shipping_tolerance_eur: float = Field(default=0.0, ge=0)
+    purchase_tolerance_pct: float = Field(default=0.0, ge=0)
+    under_collection_tolerance_eur: float = Field(default=1.0, ge=0)
+    watch_days: int = Field(default=30, gt=0)  # delivered orders re-checked when they change, this long
+
+
+class QualityPolicy(_Model):
+    """The Head of Quality's rules ([quality])."""
+
+    repeat_days: int = Field(default=90, gt=0)
+
+
+class ScorecardPolicy(_Model):
+    """AI-РОМ ([scorecards]): when a manager is slipping."""
+
+    misses_per_day: int = Field(default=3, gt=0)  # offers missed (expired) within one local day
+    breach_rate_factor: float = Field(default=2.0, gt=1)  # breach rate at least this many times the team's
+    min_visits: int = Field(default=5, gt=0)  # visits a manager needs in the window before the rate counts
+    window_days: int = Field(default=7, gt=0)
+
+
 class Policy(_Model):
     version: str = Field(min_length=1)
     calendar: CalendarPolicy = Field(default_factory=CalendarPolicy)
@@ -120,6 +146,9 @@ class Policy(_Model):
     still_on_it_minutes: int = Field(default=240, gt=0)
     crm_status_aliases: dict[str, Status] = Field(default_factory=dict)
     load_weights: dict[Status, float] = Field(default_factory=lambda: dict(DEFAULT_LOAD_WEIGHTS))
+    unit_economics: UnitEconomicsPolicy = Field(default_factory=UnitEconomicsPolicy)
+    quality: QualityPolicy = Field(default_factory=QualityPolicy)
+    scorecards: ScorecardPolicy = Field(default_factory=ScorecardPolicy)
 
     @field_validator("budgets")
     @classmethod
