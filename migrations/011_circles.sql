@@ -49,9 +49,10 @@ CREATE TABLE margin_forecasts (
     forecast_eur  REAL NOT NULL
 );
 
--- The last finding the leak detector signalled per order and rule: a sync that brings the same figures again
--- raises nothing new; a new compensation (a larger leak) does.
-CREATE TABLE margin_findings (
+-- The last finding a circle signalled per order and rule (unit economics: the leak rules; quality: a dispute
+-- opened, a repeat incident): a sync that brings the same figures again raises nothing new; a larger leak (a new
+-- compensation) does.
+CREATE TABLE circle_findings (
     order_id   TEXT NOT NULL,
     rule       TEXT NOT NULL,
     eur        REAL NOT NULL,

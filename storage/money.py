@@ -141,13 +141,15 @@ async def money_order(source: Source, order_id: str) -> MoneyOrder | None:
     return _money_order(rows[0]) if rows else None
 
 
-async def delivered_changed_since(source: Source, since: datetime | None, limit: int) -> list[MoneyOrder]:
-    """Delivered orders synced after `since` (all delivered ones when None), oldest sync first."""
+async def delivered_changed_since(
+    source: Source, since: datetime | None, delivered_after: datetime
+) -> list[MoneyOrder]:
+    """Orders delivered after `delivered_after` and synced at or after `since` (None: whenever)."""
     rows = await _rows(
         source,
-        _MONEY_SELECT + " WHERE o.status = 'delivered' AND (?1 IS NULL OR o.synced_at > ?1)"
-        " ORDER BY o.synced_at LIMIT ?2",
-        (None if since is None else ts(since), limit),
+        _MONEY_SELECT + " WHERE o.status = 'delivered' AND o.status_since >= ?2"
+        " AND (?1 IS NULL OR o.synced_at >= ?1)",
+        (None if since is None else ts(since), ts(delivered_after)),
     )
     return [_money_order(r) for r in rows]
 
@@ -207,7 +209,7 @@ async def checklists_submitted(source: Source, window: Window) -> ChecklistCount
 async def findings_of(source: Source, order_ids: Iterable[str]) -> dict[tuple[str, str], float]:
     rows = await _rows(
         source,
-        "SELECT order_id, rule, eur FROM margin_findings WHERE order_id IN (SELECT value FROM json_each(?))",
+        "SELECT order_id, rule, eur FROM circle_findings WHERE order_id IN (SELECT value FROM json_each(?))",
         (json.dumps(list(order_ids)),),
     )
     return {(r[0], r[1]): float(r[2]) for r in rows}
@@ -224,7 +226,7 @@ async def save_finding(
 ) -> None:
     await conn.execute(
         """
-        INSERT INTO margin_findings (order_id, rule, eur, causes, found_at, signal_id)
+        INSERT INTO circle_findings (order_id, rule, eur, causes, found_at, signal_id)
         VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT (order_id, rule) DO UPDATE SET eur = excluded.eur, causes = excluded.causes,
             found_at = excluded.found_at, signal_id = excluded.signal_id

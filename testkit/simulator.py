@@ -346,7 +346,7 @@ class BikeWerkSimulator:
             "seller": seller,
             "prices": {
                 "sale_eur": price,
-                "purchase_eur": round(price * rng.uniform(0.62, 0.8), 2),
+                "purchase_eur": round(price * rng.uniform(0.66, 0.84), 2),
                 "shipping_eur": float(rng.choice((49, 79, 119, 149))),
                 "fees_eur": round(price * 0.029 + 0.35, 2),
             },

@@ -1,0 +1,32 @@
+"""A read-only view of the database for tools that run beside the bot (`main.py kpi --json`): no process lock,
+no migrations, no writes; SQLite's WAL lets it read the last committed state while `run` writes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+
+from storage.db import Database, StorageError
+
+
+async def open_readonly(path: Path | str) -> Database:
+    """The database at `path`, opened read-only (mode=ro); StorageError when it does not exist or cannot be
+    read. Writing through it fails with sqlite3.OperationalError ("attempt to write a readonly database")."""
+    path = Path(path)
+    if not path.exists():
+        raise StorageError(f"the database {path} does not exist; run `python main.py migrate` first")
+    try:
+        conn = await aiosqlite.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the database {path} read-only: {exc}") from exc
+    conn.row_factory = aiosqlite.Row
+    try:
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("PRAGMA query_only=ON")
+        await conn.execute("SELECT 1 FROM schema_migrations LIMIT 1")
+    except sqlite3.Error as exc:
+        await conn.close()
+        raise StorageError(f"cannot read the database {path}: {exc}") from exc
+    return Database(path, conn, None)
