@@ -245,3 +245,8 @@ async def kv_set(conn: aiosqlite.Connection, key: str, value: str) -> None:
         "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (key, value),
     )
+
+
+async def order_status(source: Source, order_id: str) -> str | None:
+    rows = await _rows(source, "SELECT status FROM orders WHERE id = ?", (order_id,))
+    return str(rows[0][0]) if rows else None
