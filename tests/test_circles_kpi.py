@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,13 +30,13 @@ RULES = rules_of(Policy.default())
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> Database:
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = await Database.open(tmp_path / "bot.db")
-    yield database  # type: ignore[misc]
+    yield database
     await database.close()
 
 
-def _rounded(values: dict[str, object], keys: dict[str, object]) -> dict[str, object]:
+def _rounded(values: Mapping[str, object], keys: Mapping[str, object]) -> dict[str, object]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items() if k in keys}
 
 
@@ -94,11 +95,10 @@ async def test_an_empty_window_gives_null_never_zero(db: Database, tmp_path: Pat
     await build(db, now)
     services = make_services(db, tmp_path)
     kpis = await all_kpis(services, now - timedelta(days=30))
-    assert kpis["unit_economics"] == dict.fromkeys(
-        ["net_margin_eur", "margin_pct", "margin_leak_count", "margin_leak_eur", "realized_vs_booked"]
-        + ["forecast_accuracy"],
-        None,
-    ) | {"delivered_orders": 0}
+    names = ("net_margin_eur", "margin_pct", "margin_leak_count", "margin_leak_eur", "realized_vs_booked")
+    assert kpis["unit_economics"] == dict.fromkeys([*names, "forecast_accuracy"], None) | {
+        "delivered_orders": 0
+    }
     quality = kpis["quality"]
     assert (quality["compensation_count"], quality["disputes_opened"]) == (0, 0)  # counts of what happened
     assert (

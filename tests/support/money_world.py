@@ -66,8 +66,9 @@ async def build(db: Database, now: datetime) -> None:
         brand, _, name = model.partition(" ")
         async with db.transaction() as conn:
             await conn.execute(
-                "UPDATE orders SET sale_eur = ?, purchase_eur = ?, shipping_eur = ?, fees_eur = ?, seller = ?,"
-                " bike_brand = ?, bike_model = ?, channel = 'website', synced_at = ? WHERE id = ?",
+                "UPDATE orders SET sale_eur = ?, purchase_eur = ?, shipping_eur = ?, fees_eur = ?,"
+                " seller = ?, bike_brand = ?, bike_model = ?, channel = 'website', synced_at = ?"
+                " WHERE id = ?",
                 (sale, purchase, shipping, fees, seller, brand, name, ts(now), order_id),
             )
             await conn.execute(
