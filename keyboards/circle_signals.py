@@ -6,6 +6,7 @@ keyboards/signals.py renders pings with these; keyboards/circles.py reuses the m
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date
 from html import escape
 from typing import Any
 
@@ -86,6 +87,13 @@ def _incident_label(kind: str) -> str:
     return _("compensation") if kind == "compensation" else _("dispute")
 
 
+def _day(value: Any) -> str:
+    try:
+        return date.fromisoformat(str(value)).strftime("%d.%m")
+    except ValueError:
+        return escape(str(value or ""))
+
+
 def circle_facts(signal_type: str, details: Mapping[str, Any]) -> list[str]:
     """The lines a circle's ping shows under its title."""
     d = details
@@ -123,7 +131,7 @@ def circle_facts(signal_type: str, details: Mapping[str, Any]) -> list[str]:
         if d.get("rule") == "misses":
             count = int(d.get("value") or 0)
             text = ngettext("{who} missed {n} offer on {day}", "{who} missed {n} offers on {day}", count)
-            return [text.format(who=who, n=count, day=escape(str(d.get("day") or "")))]
+            return [text.format(who=who, n=count, day=_day(d.get("day")))]
         return [
             _("{who}: breach rate {rate}, the team's {team}").format(
                 who=who, rate=percent(d.get("value")), team=percent(d.get("team"))

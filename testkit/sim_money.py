@@ -37,9 +37,17 @@ def _between(rng: random.Random, low: int, high: int) -> int:
 
 
 def money_of(
-    rng: random.Random, record: dict[str, Any], *, status: int, created: int, updated: int, anchor: int
+    rng: random.Random,
+    record: dict[str, Any],
+    *,
+    status: int,
+    created: int,
+    updated: int,
+    anchor: int,
+    incidents: bool = True,
 ) -> dict[str, Any]:
-    """The fields of SPEC §14 for one seeded order, as changes to its `record` (client, prices, seller)."""
+    """The fields of SPEC §14 for one order, as changes to its `record` (client, prices, seller). Without
+    `incidents` the order is paid in full once past pending_manager and nothing else happens to it."""
     prices = dict(record["prices"])
     sale = float(prices["sale_eur"])
     client = {**record["client"], "country": CITY_COUNTRY.get(record["client"].get("city", ""), "DE")}
@@ -51,7 +59,7 @@ def money_of(
         "disputes": [],
         "payments": [],
     }
-    if rng.random() < 0.04:
+    if rng.random() < 0.04 and incidents:
         prices["shipping_eur"] = float(rng.choice((220, 260, 310, 380)))
         fields["prices"] = prices
     if status == PENDING:
@@ -60,7 +68,7 @@ def money_of(
     paid_at = _between(rng, created, min(updated, created + _DAY_US))
     payments = fields["payments"]
     if status == CANCELLED:
-        if rng.random() < 0.5:
+        if rng.random() < 0.5 and incidents:
             payments.append({"id": "p1", "amount_eur": sale, "kind": "payment", "at": _iso(paid_at)})
             payments.append(
                 {"id": "r1", "amount_eur": sale, "kind": "refund", "at": _iso(_between(rng, updated, end))}

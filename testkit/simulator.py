@@ -357,19 +357,20 @@ class BikeWerkSimulator:
                 "fees_eur": round(price * 0.029 + 0.35, 2),
             },
         }
-        updated = self._updated[index]
-        record.update(
-            money_of(
-                self._rng(4, index),
-                record,
-                status=self._status[index],
-                created=self._created[index],
-                updated=updated,
-                anchor=max(self._anchor_us, updated),
-            )
-        )
         record.update(self._overrides.get(index, {}))
-        return merged(record, self._money.get(index, {}))
+        added = self._money.get(index, {})
+        record = merged(record, {"prices": added.get("prices", {})})
+        updated = self._updated[index]
+        drawn = money_of(
+            self._rng(4, index),
+            record,
+            status=self._status[index],
+            created=self._created[index],
+            updated=updated,
+            anchor=max(self._anchor_us, updated),
+            incidents=index < self._seeded,  # an order made through /sim/ gets only what the test adds
+        )
+        return merged({**record, **drawn}, added)
 
     def _seed_managers(self, managers: int | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if not isinstance(managers, int):
