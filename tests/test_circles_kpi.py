@@ -150,3 +150,27 @@ async def test_kpi_json_over_days_and_its_errors(db: Database, tmp_path: Path) -
     assert (
         missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
     )
+
+
+async def test_the_owner_digest_has_a_money_section_and_a_margin_chart(db: Database, tmp_path: Path) -> None:
+    from circles.sales_ops.digests import send_leads_digest, send_owner_digest
+    from storage.people import set_language
+    from tests.support.kpi_history import NOW
+
+    await build(db, NOW)
+    services = make_services(db, tmp_path, OWNER_ID=200, LEADS_CHAT_ID=-1001)
+    async with db.transaction() as conn:
+        await set_language(conn, telegram_id=200, lang="en", now=NOW)
+    (sent,) = await send_owner_digest(services, NOW)
+    assert sent.chat_id == 200
+    rows = await db.fetchall("SELECT ref, body, file_path FROM tg_messages WHERE chat_id = 200 ORDER BY id")
+    body = rows[0]["body"]
+    # Nothing was delivered yesterday (no value to compare with); the baseline (the 14 days before install)
+    # has one day with a delivery: O5, 900 − 600 − 100 − 25 − 50 = 125.
+    assert "<b>Money</b> (24 h)" in body and "Net margin 365 €: — vs yesterday, +240 vs baseline" in body
+    assert "Leaks: 1 order, 170 €" in body
+    assert "O2: 170 € — compensation 250 €, shipping above the usual 50 €" in body
+    assert rows[2]["ref"].endswith(":margin") and rows[2]["file_path"].endswith(".png")
+    assert await send_leads_digest(services, NOW) == [-1001]
+    (leads,) = await db.fetchall("SELECT body FROM tg_messages WHERE chat_id = -1001")
+    assert "За этот период SLA не нарушался." in leads["body"]  # the leads chat reads Russian

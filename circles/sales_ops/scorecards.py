@@ -23,6 +23,7 @@ from domain.scorecards import (
     Scorecard,
     Slipping,
     classify,
+    outliers,
     reason_shares,
     scorecards,
     slipping,
@@ -93,6 +94,18 @@ async def scorecards_json(
         "sla_failure_reasons": dict(Counter(classify(b) for b in report.breaches).most_common()),
         "sla_failure_reason_shares_by_week": report.reasons,
     }
+
+
+Shares = dict[str, dict[str, float]]  # week -> reason -> share
+
+
+async def leads_rom(services: Services, now: datetime) -> tuple[list[Scorecard], Shares]:
+    """The leads' digest: the scorecards standing out over the policy's window, and the failure reasons'
+    shares per week."""
+    report = await scorecard_report(
+        services, Window.ending(now, timedelta(days=services.policy.scorecards.window_days))
+    )
+    return outliers(report.cards, services.policy.scorecards.breach_rate_factor), report.reasons
 
 
 def misses_by_day(offers: Sequence[Offer], services: Services) -> dict[tuple[str, date], int]:

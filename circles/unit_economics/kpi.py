@@ -59,13 +59,15 @@ async def money_section(
     db: Database, policy: Policy, ends: Sequence[tuple[date, datetime]], baseline_ends: Sequence[datetime]
 ) -> MoneySection:
     """`ends`: (day, digest instant) of the chart's days, the last being today; `baseline_ends`: the digest
-    instants of the baseline days. One read of the orders delivered over all of them."""
+    instants of the baseline days (read apart only when they lie before the chart's days)."""
     rules = rules_of(policy)
-    first = min([end for _, end in ends] + list(baseline_ends)) - timedelta(days=1)
     last = ends[-1][1]
-    orders = await delivered(db, Window(first, last))
+    orders = await delivered(db, Window(ends[0][1] - timedelta(days=1), last))
     days = margin_days(orders, ends, rules)
-    base = margin_days(orders, [(end.date(), end) for end in baseline_ends], rules)
+    base_orders = orders
+    if baseline_ends and (baseline_ends[0] - timedelta(days=1) < ends[0][1] - timedelta(days=1)):
+        base_orders = await delivered(db, Window(baseline_ends[0] - timedelta(days=1), baseline_ends[-1]))
+    base = margin_days(base_orders, [(end.date(), end) for end in baseline_ends], rules)
     known = [d.net_margin_eur for d in base if d.net_margin_eur is not None]
     today_window = Window(last - timedelta(days=1), last)
     yesterday_window = Window(last - timedelta(days=2), last - timedelta(days=1))
