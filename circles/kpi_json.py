@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.services import Services
 from circles.quality.kpi import quality_json
-from circles.sales_ops.kpi import open_orders
+from circles.sales_ops.kpi import digest_instant, local_day, open_orders
 from circles.sales_ops.scorecards import scorecards_json
 from circles.unit_economics.kpi import unit_economics_json
 from domain.kpi import OPEN_IN_ORDER, Window, kpi_report
@@ -154,6 +154,23 @@ def flatten(
                     if inner is None or isinstance(inner, int | float):
                         rows[(metric, str(scope))] = inner
     return rows
+
+
+SNAPSHOT_MARK = "unit_economics.delivered_orders"  # present once a day's circle rows are stored
+
+
+async def take_circle_snapshot(services: Services, now: datetime) -> bool:
+    """Once a day, at or after the digest time: every circle's KPIs over the 24 h ending now into that day's
+    snapshot (`<circle>.<kpi>` rows beside sales_ops' own), so a 90-day trend is a read of a few rows.
+    True when stored."""
+    day = local_day(now, services)
+    if now < digest_instant(day, services) or await store.has_metric(services.db, day, SNAPSHOT_MARK):
+        return False
+    kpis = await all_kpis(services, now)
+    rows = flatten(kpis, [circle for circle in CIRCLE_KPIS if circle != "sales_ops"])
+    async with services.db.transaction() as conn:
+        await store.add_snapshot_rows(conn, day, rows)
+    return True
 
 
 def dumps(kpis: dict[str, Any]) -> str:

@@ -174,3 +174,21 @@ async def test_the_owner_digest_has_a_money_section_and_a_margin_chart(db: Datab
     assert await send_leads_digest(services, NOW) == [-1001]
     (leads,) = await db.fetchall("SELECT body FROM tg_messages WHERE chat_id = -1001")
     assert "За этот период SLA не нарушался." in leads["body"]  # the leads chat reads Russian
+
+
+async def test_the_daily_snapshot_holds_every_circles_kpis_once(db: Database, tmp_path: Path) -> None:
+    from circles.kpi_json import take_circle_snapshot
+    from storage import kpi as kpi_store
+    from tests.support.kpi_history import NOW
+
+    await build(db, NOW)
+    services = make_services(db, tmp_path)
+    assert not await take_circle_snapshot(services, NOW - timedelta(hours=1))  # before the digest time
+    assert await take_circle_snapshot(services, NOW)
+    assert not await take_circle_snapshot(services, NOW + timedelta(hours=3))  # once a day
+    day = NOW.date()
+    stored = (await kpi_store.snapshots(db, day, day))[day]
+    assert stored[("unit_economics.net_margin_eur", "")] == 365
+    assert stored[("quality.dispute_rate", "")] == 0.25
+    assert stored[("quality.incidents_by_seller", "Shop B")] == 2
+    assert stored[("revenue.lead_to_order_conversion", "")] is None
