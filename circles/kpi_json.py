@@ -87,7 +87,7 @@ async def sales_ops_json(ctx: KpiContext) -> dict[str, Any]:
         },
         "breach_rate": {s.value: _round(report.breach_rates[s].value) for s in OPEN_IN_ORDER},
         "throughput_per_manager": {m: _round(v) for m, v in report.throughput.items()},
-        "scorecards": await scorecards_json(services, window),
+        "scorecards": await scorecards_json(services, window, moves),
     }
 
 

@@ -250,3 +250,23 @@ async def kv_set(conn: aiosqlite.Connection, key: str, value: str) -> None:
 async def order_status(source: Source, order_id: str) -> str | None:
     rows = await _rows(source, "SELECT status FROM orders WHERE id = ?", (order_id,))
     return str(rows[0][0]) if rows else None
+
+
+async def delivered_nets(source: Source, window: Window) -> list[tuple[datetime, float]]:
+    """(delivered at, net margin) of every priced order delivered in `window`, oldest first: what a chart of
+    net margin per day needs, without the rest of each order (a fortnight is ~15,000 rows at 100k orders)."""
+    rows = await _rows(
+        source,
+        """
+        SELECT o.status_since,
+               o.sale_eur - o.purchase_eur - o.shipping_eur - o.fees_eur
+               - COALESCE((SELECT SUM(c.amount_eur) FROM order_compensations c WHERE c.order_id = o.id), 0)
+        FROM orders o
+        WHERE o.status = 'delivered' AND o.status_since >= ? AND o.status_since < ?
+          AND o.sale_eur IS NOT NULL AND o.purchase_eur IS NOT NULL AND o.shipping_eur IS NOT NULL
+          AND o.fees_eur IS NOT NULL
+        ORDER BY o.status_since
+        """,
+        (ts(window.start), ts(window.end)),
+    )
+    return [(parse_ts(r[0]), float(r[1])) for r in rows]

@@ -3,7 +3,6 @@ per manager, and the checklist work, each over a window (domain/scorecards.py co
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from domain.kpi import Window
@@ -73,11 +72,10 @@ async def visits_per_manager(source: Source, window: Window) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in rows}
 
 
-async def checklist_work(source: Source, window: Window) -> dict[str, tuple[int, int]]:
-    """Per manager: (fails without a note or a photo on checklists submitted in `window`, orders sent back
-    from the client to inspection in `window`)."""
-    start, end = ts(window.start), ts(window.end)
-    fails = await _rows(
+async def checklist_fails(source: Source, window: Window) -> dict[str, int]:
+    """Per manager: fails without a note or without a photo of the item, on checklists submitted in
+    `window`."""
+    rows = await _rows(
         source,
         """
         SELECT o.assigned_manager_id, COUNT(*)
@@ -89,24 +87,9 @@ async def checklist_work(source: Source, window: Window) -> dict[str, tuple[int,
                 SELECT 1 FROM artifacts f WHERE f.order_id = a.order_id AND f.item = a.item))
         GROUP BY 1
         """,
-        (start, end),
+        (ts(window.start), ts(window.end)),
     )
-    back = await _rows(
-        source,
-        """
-        SELECT o.assigned_manager_id, COUNT(*) FROM order_status_events e JOIN orders o ON o.id = e.order_id
-        WHERE e.at >= ? AND e.at < ? AND e.from_status = 'awaiting_client' AND e.to_status = 'inspection'
-          AND o.assigned_manager_id IS NOT NULL
-        GROUP BY 1
-        """,
-        (start, end),
-    )
-    result: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for manager, count in fails:
-        result[manager][0] = int(count)
-    for manager, count in back:
-        result[manager][1] = int(count)
-    return {m: (v[0], v[1]) for m, v in result.items()}
+    return {r[0]: int(r[1]) for r in rows}
 
 
 async def manager_of_telegram(source: Source, telegram_id: int) -> str | None:

@@ -60,18 +60,19 @@ async def scorecard_report(
     ]
     breaches = await store.breaches(db, window)
     inspections: dict[str, list[float]] = {}
+    resubmissions: Counter[str] = Counter()
     for visit in moves:
-        if (
-            visit.status is Status.INSPECTION
-            and visit.manager_id
-            and visit.left_at is not None
-            and visit.moved_forward
-        ):
+        if visit.manager_id is None or visit.left_at is None:
+            continue
+        if visit.status is Status.INSPECTION and visit.moved_forward:
             minutes = (visit.left_at - visit.entered_at) / timedelta(minutes=1)
             inspections.setdefault(visit.manager_id, []).append(minutes)
-    work = await store.checklist_work(db, window)
+        elif visit.status is Status.AWAITING_CLIENT and visit.next_status is Status.INSPECTION:
+            resubmissions[visit.manager_id] += 1  # the client sent it back: the inspection is done again
+    fails = await store.checklist_fails(db, window)
     checklists = [
-        ChecklistWork(m, *work.get(m, (0, 0)), inspections.get(m, [])) for m in set(work) | set(inspections)
+        ChecklistWork(m, fails.get(m, 0), resubmissions[m], inspections.get(m, []))
+        for m in set(fails) | set(inspections) | set(resubmissions)
     ]
     cards = scorecards(
         window=window,

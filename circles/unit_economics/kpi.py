@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from circles.unit_economics.cfo import rules_of
-from domain.economics import EconomicsRules, Finding, MoneyOrder, UnitEconomics, top_leaks, unit_economics
+from domain.economics import Finding, MoneyOrder, UnitEconomics, top_leaks, unit_economics
 from domain.kpi import Window
 from domain.policy import Policy
 from storage import money
@@ -33,14 +34,16 @@ class MarginDay:
 
 
 def margin_days(
-    orders: Sequence[MoneyOrder], ends: Sequence[tuple[date, datetime]], rules: EconomicsRules
+    nets: Sequence[tuple[datetime, float]], ends: Sequence[tuple[date, datetime]]
 ) -> list[MarginDay]:
-    """Net margin per day, each day being the 24 h ending at its digest time (`ends`, in order)."""
+    """Net margin per day, each day being the 24 h ending at its digest time (`ends`, in order); `nets` =
+    (delivered at, net) of the priced orders, oldest first. A day without one is None, not 0."""
+    instants = [at for at, _ in nets]
     result = []
     for day, end in ends:
-        window = Window(end - timedelta(days=1), end)
-        inside = [o for o in orders if o.delivered_at in window]
-        result.append(MarginDay(day, unit_economics(inside, rules).net_margin_eur))
+        first = bisect.bisect_left(instants, end - timedelta(days=1))
+        last = bisect.bisect_left(instants, end)
+        result.append(MarginDay(day, sum(net for _, net in nets[first:last]) if last > first else None))
     return result
 
 
@@ -59,20 +62,23 @@ async def money_section(
     db: Database, policy: Policy, ends: Sequence[tuple[date, datetime]], baseline_ends: Sequence[datetime]
 ) -> MoneySection:
     """`ends`: (day, digest instant) of the chart's days, the last being today; `baseline_ends`: the digest
-    instants of the baseline days (read apart only when they lie before the chart's days)."""
+    instants of the baseline days. Per-day margins read only (delivered at, net) pairs; the full orders are
+    read for the last two days alone."""
     rules = rules_of(policy)
     last = ends[-1][1]
-    orders = await delivered(db, Window(ends[0][1] - timedelta(days=1), last))
-    days = margin_days(orders, ends, rules)
-    base_orders = orders
-    if baseline_ends and (baseline_ends[0] - timedelta(days=1) < ends[0][1] - timedelta(days=1)):
-        base_orders = await delivered(db, Window(baseline_ends[0] - timedelta(days=1), baseline_ends[-1]))
-    base = margin_days(base_orders, [(end.date(), end) for end in baseline_ends], rules)
+    nets = await money.delivered_nets(db, Window(ends[0][1] - timedelta(days=1), last))
+    days = margin_days(nets, ends)
+    base_nets = nets
+    if baseline_ends and baseline_ends[0] < ends[0][1]:
+        base_nets = await money.delivered_nets(
+            db, Window(baseline_ends[0] - timedelta(days=1), baseline_ends[-1])
+        )
+    base = margin_days(base_nets, [(end.date(), end) for end in baseline_ends])
     known = [d.net_margin_eur for d in base if d.net_margin_eur is not None]
+    orders = await delivered(db, Window(last - timedelta(days=2), last))
     today_window = Window(last - timedelta(days=1), last)
-    yesterday_window = Window(last - timedelta(days=2), last - timedelta(days=1))
     today = [o for o in orders if o.delivered_at in today_window]
-    yesterday = [o for o in orders if o.delivered_at in yesterday_window]
+    yesterday = [o for o in orders if o.delivered_at not in today_window]
     return MoneySection(
         today=unit_economics(today, rules),
         yesterday=unit_economics(yesterday, rules),
