@@ -33,21 +33,28 @@ async def breaches(source: Source, window: Window) -> list[Breach]:
     deadline, and the manager's open orders and capacity now (the load the classification reads)."""
     rows = await _rows(
         source,
-        f"""
+        """
         SELECT v.order_id, v.status, v.breach_at, o.assigned_manager_id,
                EXISTS (SELECT 1 FROM ai_assignments a WHERE a.order_id = v.order_id
-                       AND a.offered_at >= v.entered_at AND a.offered_at <= v.breach_at),
-               (SELECT COUNT(*) FROM orders o2 WHERE o2.assigned_manager_id = o.assigned_manager_id
-                       AND o2.status IN ({", ".join("?" * len(_OPEN))})),
-               (SELECT COALESCE(m.capacity_override, m.capacity) FROM managers m
-                 WHERE m.id = o.assigned_manager_id)
+                       AND a.offered_at >= v.entered_at AND a.offered_at <= v.breach_at)
         FROM ai_sla_violations v LEFT JOIN orders o ON o.id = v.order_id
         WHERE v.kind = 'budget' AND v.detected_at >= ? AND v.detected_at < ?
         """,
-        (*_OPEN, ts(window.start), ts(window.end)),
+        (ts(window.start), ts(window.end)),
     )
+    loads = await _rows(
+        source,
+        f"""
+        SELECT m.id, COALESCE(m.capacity_override, m.capacity),
+               (SELECT COUNT(*) FROM orders o WHERE o.assigned_manager_id = m.id
+                  AND o.status IN ({", ".join("?" * len(_OPEN))}))
+        FROM managers m
+        """,
+        _OPEN,
+    )
+    load = {r[0]: (int(r[2]), r[1]) for r in loads}
     return [
-        Breach(r[0], _STATUSES[r[1]], parse_ts(r[2]), r[3], bool(r[4]), r[5] if r[3] else None, r[6])
+        Breach(r[0], _STATUSES[r[1]], parse_ts(r[2]), r[3], bool(r[4]), *load.get(r[3], (None, None)))
         for r in rows
         if r[1] in _STATUSES
     ]
