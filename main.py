@@ -34,6 +34,8 @@ def _build_parser() -> argparse.ArgumentParser:
     baseline = commands.add_parser("baseline", help="import the KPI baseline from a CSV or JSON file")
     baseline.add_argument("file", type=Path, help="metric,scope,value rows (CSV) or the same as JSON")
 
+    _add_sanctions_parser(commands)
+
     simulator = commands.add_parser("simulator", help="serve the BikeWerk API simulator")
     simulator.add_argument("--host", default="127.0.0.1")
     simulator.add_argument("--port", type=int, default=8081)
@@ -68,6 +70,15 @@ def _build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--profile", type=Path, default=None, help="TOML: weekday/hour weights, managers")
     simulate.add_argument("--replay", type=Path, default=None, help="a bot database whose orders to replay")
     return parser
+
+
+def _add_sanctions_parser(commands: Any) -> None:
+    sanctions = commands.add_parser("sanctions", help="sanctions lists (governance)")
+    actions = sanctions.add_subparsers(dest="sanctions_command", required=True, metavar="ACTION")
+    load = actions.add_parser(
+        "import", help="put a list in OpenSanctions targets.simple.csv format in force; re-screen open orders"
+    )
+    load.add_argument("file", type=Path, help="targets.simple.csv (id, schema, name, aliases, ...)")
 
 
 async def _migrate(settings: Settings) -> int:
@@ -122,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_async(lambda: _migrate(settings))
         if args.command == "baseline":
             return _run_async(lambda: _import_baseline(settings, args.file))
+        if args.command == "sanctions":
+            from circles.governance.sanctions import run_import_command
+
+            return _run_async(lambda: run_import_command(settings, args.file))
         if args.command == "run":
             from bot.app import run_bot
 

@@ -9,7 +9,7 @@ keyboards/signals.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -173,8 +173,10 @@ async def raise_signal(
     owner_person: int | None = None,
     settings: Settings | None = None,
     severity: Severity | None = None,
+    notify: Sequence[int] = (),
 ) -> int:
     """Raise a signal inside the caller's transaction, or update the live one with the same `dedup_key`.
+    `notify`: more chats to ping when it is raised (e.g. the admins), besides those its severity routes to.
 
     Pass `settings=services.settings`: routing needs the configured chats. Without settings the signal is
     stored unrouted and the escalation sweep (every minute) routes and pings it. `severity` overrides the
@@ -190,6 +192,8 @@ async def raise_signal(
     level = initial_level(wanted, owner_person)
     # Without settings the chats are unknown: store it unrouted; the escalation sweep routes it.
     chats = chats_for(wanted, level, owner_person, routing.contacts) if settings is not None else []
+    if settings is not None and notify:
+        chats = list(dict.fromkeys([*chats, *notify]))
     owner = owner_person if level is Level.MANAGER else owner_at(level, owner_person, routing.contacts)
     signal = await store.insert_signal(
         conn,
@@ -293,6 +297,7 @@ async def request_approval(
     requested_by: str = SYSTEM,
     order_id: str | None = None,
     details: dict[str, Any] | None = None,
+    signal_type: str = "decision.approval_needed",
 ) -> tuple[int, int]:
     """Ask an admin to approve a cancel, a compensation or a bulk reassignment (SPEC §6). Returns the signal
     id and the pending decision's id; the requester acts once `agents.decisions.approved_requests` says so."""
@@ -303,7 +308,7 @@ async def request_approval(
     facts = {**(details or {}), "action": action, "reason": reason}
     signal_id = await raise_signal(
         conn,
-        type="decision.approval_needed",
+        type=signal_type,
         dedup_key=f"approval:{action}:{order_id or reason}",
         now=now,
         order_id=order_id,

@@ -40,6 +40,7 @@ from bikewerk.contract import Page, Rejected
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.logs import log_event
+from circles.governance.sanctions import Screener, screen_orders
 from domain.calendar import WorkingCalendar
 from domain.models import Manager
 from domain.policy import Policy, calendar_for, load_policy
@@ -47,6 +48,7 @@ from domain.sla import VisitDeadlines, plan_visit
 from domain.statuses import OPEN_STATUSES, Status, StatusMap, UnknownStatus
 from storage import crm
 from storage.db import Database, ts
+from storage.governance import Party
 from storage.timers import open_visits_bulk
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,7 @@ class Syncer:
         self._status_map = StatusMap(policy.crm_status_aliases)
         self._known_statuses: dict[str, Status] = {}
         self._lock = asyncio.Lock()
+        self.screener = Screener()  # the sanctions list's name index, rebuilt when a new list is in force
 
     async def sync_once(self) -> SyncReport:
         async with self._lock:
@@ -318,7 +321,25 @@ class Syncer:
                 rows.append(row if since == row.status_since else row._replace(status_since=since))
             await crm.upsert_orders(conn, rows, now)
             await open_visits_bulk(conn, visits)
-            raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report)
+            # Screened in the same transaction they are stored in: a hit is held before any dispatch sees it.
+            new_parties = [
+                Party(order_id, row.client_name, row.seller)
+                for order_id, row in latest.items()
+                if order_id not in stored
+            ]
+            if new_parties:
+                screened = await screen_orders(
+                    conn,
+                    new_parties,
+                    now,
+                    screener=self.screener,
+                    threshold=self.policy.governance.sanctions_threshold,
+                    settings=self.settings,
+                )
+                raised_hits = bool(screened.hits)
+            else:
+                raised_hits = False
+            raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report) or raised_hits
             await crm.set_cursor(conn, ORDERS_CURSOR, chunk.position, now)
         report.orders += len(rows)
         self._after_commit(raised)

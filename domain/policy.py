@@ -110,6 +110,32 @@ def _check_open_status_keys(table: dict[Status, object], what: str) -> None:
         raise ValueError(f"every open status needs a {what}; missing {', '.join(missing)}")
 
 
+class GovernancePolicy(_Model):
+    """[governance]: sanctions screening and process drift (issue 15)."""
+
+    sanctions_threshold: float = Field(default=90.0, gt=0, le=100)  # name score (0..100) that holds an order
+
+
+class ReliabilityPolicy(_Model):
+    """[reliability]: the bounds whose crossing raises a reliability signal (issue 15)."""
+
+    api_p95_bound_ms: float = Field(default=2000.0, gt=0)  # CRM API p95 over the last hour
+    unreachable_failures: int = Field(default=3, gt=0)  # failed sync runs in a row: CRM unreachable
+    sync_lag_minutes: int = Field(default=15, gt=0)  # no successful sync for this long: lagging
+    sender_backlog_limit: int = Field(default=200, gt=0)  # messages due and unsent
+    violation_burst: int = Field(default=20, gt=0)  # records kept aside within the last hour
+
+
+class RevenuePolicy(_Model):
+    """[revenue]: the normal band of each channel's conversion and each stage's drop-off (issue 15)."""
+
+    band_weeks: int = Field(default=4, gt=0)  # the band is learned from this many weeks of daily values
+    band_sigmas: float = Field(default=3.0, gt=0)  # a day outside mean ± this many standard deviations
+    band_min_width: float = Field(default=0.05, ge=0)  # the band is at least ± this much wide (a fraction)
+    band_min_days: int = Field(default=7, gt=1)  # fewer days of history: no band yet, no signal
+    min_leads: int = Field(default=20, gt=0)  # a channel's day with fewer leads is not judged
+
+
 class Policy(_Model):
     version: str = Field(min_length=1)
     calendar: CalendarPolicy = Field(default_factory=CalendarPolicy)
@@ -120,6 +146,9 @@ class Policy(_Model):
     still_on_it_minutes: int = Field(default=240, gt=0)
     crm_status_aliases: dict[str, Status] = Field(default_factory=dict)
     load_weights: dict[Status, float] = Field(default_factory=lambda: dict(DEFAULT_LOAD_WEIGHTS))
+    governance: GovernancePolicy = Field(default_factory=GovernancePolicy)
+    reliability: ReliabilityPolicy = Field(default_factory=ReliabilityPolicy)
+    revenue: RevenuePolicy = Field(default_factory=RevenuePolicy)
 
     @field_validator("budgets")
     @classmethod

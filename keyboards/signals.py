@@ -91,6 +91,15 @@ def type_title(code: str) -> str:
         "telegram.chat_blocked": _("Chat blocked the bot"),
         "postmortem.missing": _("Postmortem missing"),
         "decision.approval_needed": _("Approval needed"),
+        "compliance.sanctions_hit": _("Sanctions list hit: order held"),
+        "governance.process_drift": _("Process bypassed in the CRM"),
+        "reliability.crm_unreachable": _("CRM unreachable"),
+        "reliability.crm_slow": _("CRM slow"),
+        "reliability.sync_lagging": _("Sync lagging"),
+        "reliability.sender_backlog": _("Telegram sender backlog growing"),
+        "reliability.contract_violations": _("Burst of CRM contract violations"),
+        "revenue.channel_conversion": _("Channel conversion out of its normal band"),
+        "revenue.stage_drop_off": _("Funnel stage drop-off out of its normal band"),
     }
     return titles.get(code, code)
 
@@ -109,6 +118,7 @@ def approval_label(action: str) -> str:
         "cancel": _("cancel the order"),
         "compensation": _("pay a compensation"),
         "bulk_reassign": _("reassign orders in bulk"),
+        "sanctions_review": _("clear a sanctions hit"),
     }
     return labels.get(action, action)
 
@@ -156,6 +166,8 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
         if "since" in details:
             since = datetime.fromisoformat(str(details["since"]))
             lines.append(_("In this status since {time}").format(time=local_time(since, tz)))
+    elif signal.type == "compliance.sanctions_hit":
+        lines += _sanctions_facts(details)
     elif signal.type == "decision.approval_needed":
         lines.append(
             _("Waiting for approval: {action}").format(
@@ -167,6 +179,27 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
     else:
         shown = [(k, v) for k, v in details.items() if not isinstance(v, dict | list)][:_MAX_DETAIL_LINES]
         lines += [f"{escape(str(k))}: {_value(v)}" for k, v in shown]
+    return lines
+
+
+def _sanctions_facts(details: Mapping[str, Any]) -> list[str]:
+    party = _("seller") if details.get("party") == "seller" else _("client")
+    lines = [
+        _("The {party} {name} matches the list entry {entry} ({entry_id})").format(
+            party=party,
+            name=_value(details.get("name", "")),
+            entry=_value(details.get("entry_name", "")),
+            entry_id=_value(details.get("entry_id", "")),
+        ),
+        _("Matched name: {matched}; score {score} (list {version})").format(
+            matched=_value(details.get("matched_name", "")),
+            score=_value(details.get("score", "")),
+            version=_value(details.get("list_version", "")),
+        ),
+    ]
+    if details.get("sanctions"):
+        lines.append(_("Listed for: {sanctions}").format(sanctions=_value(details["sanctions"])))
+    lines.append(_("The order is held from dispatch until you decide."))
     return lines
 
 
@@ -222,7 +255,10 @@ def ping_keyboard(signal: Signal) -> InlineKeyboardMarkup:
     if signal.state == "resolved":
         return no_buttons()
     rows: list[list[InlineKeyboardButton]] = []
-    if signal.needs_decision:
+    if signal.needs_decision and signal.type == "compliance.sanctions_hit":
+        rows.append([_button(_("✅ False positive: release the order"), signal.id, DecideAction.APPROVE)])
+        rows.append([_button(_("⛔ Confirmed: cancel the order"), signal.id, DecideAction.REJECT)])
+    elif signal.needs_decision:
         rows.append(
             [
                 _button(_("✅ Approve"), signal.id, DecideAction.APPROVE),

@@ -1,0 +1,142 @@
+"""Sanctions screening: names across Latin and Cyrillic spellings, aliases and company names match the small
+made-up list in tests/data; near-misses do not; a malformed list is refused with its line and the old list
+stays in force; an import re-screens open orders, holds a hit from dispatch and raises the critical signal;
+coverage counts the orders screened against the list in force."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from order_world import ADMIN, add_manager, add_order, clock_of, make_services, rows
+
+from agents.dispatcher import dispatch_pending
+from circles.governance.kpi import governance_kpis
+from circles.governance.sanctions import ListRefused, import_list
+from domain.sanctions import ListError, NameIndex, parse_list, skeleton
+from domain.statuses import Status
+
+DATA = Path(__file__).parent / "data"
+SMALL = DATA / "sanctions_small.csv"
+MALFORMED = DATA / "sanctions_malformed.csv"
+
+
+@pytest.fixture(scope="module")
+def index() -> NameIndex:
+    listed = parse_list(SMALL.read_bytes())
+    return NameIndex.build((e.id, e.name, e.names) for e in listed.entries)
+
+
+@pytest.mark.parametrize(
+    "spelling", ["Vladimir Ivanov", "Wladimir Iwanow", "Владимир Иванов", "IVANOV, Vladimir"]
+)
+def test_transliterations_of_one_person_are_one_skeleton_and_hit(index: NameIndex, spelling: str) -> None:
+    assert skeleton(spelling) == "ivanov vladimir"
+    match = index.best(spelling, 90)
+    assert match is not None and match.entry_id == "test-person-ivanov" and match.score >= 90
+
+
+def test_an_alias_hits_with_the_alias_named(index: NameIndex) -> None:
+    match = index.best("Arkadij Schmurkin", 90)
+    assert match is not None
+    assert (match.entry_id, match.entry_name) == ("test-person-zhmurkin", "Arkadiy Zhmurkin")
+    german = index.best("Nordwind Handel", 90)
+    assert german is not None and german.matched_name == "Nordwind Handel GmbH"
+
+
+def test_a_company_name_hits_whatever_its_legal_form(index: NameIndex) -> None:
+    for seller in ("Veloimport Ural GmbH", "ООО Велоимпорт Урал", "VELO-IMPORT URAL LLC"):
+        match = index.best(seller, 90)
+        assert match is not None and match.entry_id == "test-company-veloimport", seller
+
+
+@pytest.mark.parametrize(
+    "name", ["Vladislav Ivanov", "Anna Ivanova", "Ivanov", "Northwind Cycles GmbH", "Vladimir Ivanenko"]
+)
+def test_near_misses_do_not_hit(index: NameIndex, name: str) -> None:
+    assert index.best(name, 90) is None
+
+
+def test_a_malformed_list_names_the_line_and_the_reason() -> None:
+    with pytest.raises(ListError) as caught:
+        parse_list(MALFORMED.read_bytes())
+    assert caught.value.line == 3
+    assert "13 fields, the header has 16" in caught.value.reason
+    with pytest.raises(ListError, match="line 1: missing column"):
+        parse_list(b"id,name\nx,Someone\n")
+
+
+async def test_import_rescreens_open_orders_and_holds_a_hit_from_dispatch(tmp_path: Path) -> None:
+    services = await make_services(tmp_path)
+    try:
+        now = services.clock.now()
+        await add_manager(services, "anna", 1001)
+        await add_order(services, "BW-1", client_name="Lena Fischer", seller="Wladimir Iwanow")
+        await add_order(services, "BW-2", client_name="Vladislav Ivanov", seller="Radhaus Leipzig")
+        await add_order(services, "BW-3", status=Status.DELIVERED, seller="Велоимпорт Урал")
+
+        report = await import_list(services.db, SMALL, now, threshold=90, settings=services.settings)
+        assert (report.changed, report.screened, report.hits) == (True, 2, 1)
+
+        holds = await rows(services, "SELECT * FROM compliance_holds")
+        assert len(holds) == 1
+        hold = holds[0]
+        assert (hold["order_id"], hold["party"], hold["entry_id"]) == ("BW-1", "seller", "test-person-ivanov")
+        assert hold["score"] == 100 and hold["list_version"] == report.version
+        signal = (await rows(services, "SELECT * FROM ai_signals WHERE id = ?", hold["signal_id"]))[0]
+        assert (signal["type"], signal["severity"], signal["needs_decision"]) == (
+            "compliance.sanctions_hit",
+            "critical",
+            1,
+        )
+        pending = await rows(services, "SELECT * FROM ai_decisions WHERE signal_id = ?", signal["id"])
+        assert [(d["action"], d["state"]) for d in pending] == [("sanctions_review", "pending_approval")]
+
+        dispatched = await dispatch_pending(services)
+        assert list(dispatched.offered) == ["BW-2"]
+
+        # The same file again changes nothing; the hit is not raised twice.
+        again = await import_list(services.db, SMALL, now, threshold=90, settings=services.settings)
+        assert not again.changed
+        assert len(await rows(services, "SELECT * FROM compliance_holds")) == 1
+        assert ADMIN in json.loads(signal["ping_chats"])  # admins decide, wherever a critical signal goes
+    finally:
+        await services.db.close()
+
+
+async def test_a_malformed_list_is_refused_and_the_old_list_stays(tmp_path: Path) -> None:
+    services = await make_services(tmp_path)
+    try:
+        now = services.clock.now()
+        first = await import_list(services.db, SMALL, now, threshold=90, settings=None)
+        with pytest.raises(ListRefused, match=r"line 3: 13 fields.*the list in force stays"):
+            await import_list(services.db, MALFORMED, now, threshold=90, settings=None)
+        in_force = await rows(services, "SELECT version, entries FROM sanctions_lists WHERE in_force = 1")
+        assert in_force == [{"version": first.version, "entries": 4}]
+    finally:
+        await services.db.close()
+
+
+async def test_coverage_is_the_share_of_new_orders_screened_against_the_list_in_force(tmp_path: Path) -> None:
+    services = await make_services(tmp_path)
+    try:
+        clock = clock_of(services)
+        start = clock.now() - timedelta(hours=1)
+        assert (await governance_kpis(services.db.conn, (start, clock.now())))[
+            "sanctions_screen_coverage"
+        ] is None
+        await add_order(services, "BW-1", client_name="Lena Fischer")
+        await add_order(services, "BW-2", status=Status.CANCELLED)
+        kpis = await governance_kpis(services.db.conn, (start, clock.now()))
+        assert kpis["sanctions_screen_coverage"] == 0.0
+        await import_list(services.db, SMALL, clock.now(), threshold=90, settings=None)
+        await add_order(services, "BW-3")  # stored without the sync: never screened
+        kpis = await governance_kpis(services.db.conn, (start, clock.now()))
+        assert kpis["sanctions_screen_coverage"] == pytest.approx(
+            1 / 3, abs=1e-4
+        )  # the cancelled one was not open
+        assert kpis["sanctions_list_version"] is not None
+    finally:
+        await services.db.close()
