@@ -93,7 +93,7 @@ async def _migrate(settings: Settings) -> int:
 async def _import_baseline(settings: Settings, path: Path) -> int:
     from datetime import UTC, datetime
 
-    from agents.kpi import BaselineError, import_baseline
+    from circles.sales_ops.kpi import BaselineError, import_baseline
     from storage.db import Database
 
     db = await Database.open(settings.database_path)
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return _run_async(lambda: run_sync_command(settings, once=args.once))
         if args.command == "simulator":
-            from bikewerk.simulator import serve_simulator
+            from testkit.simulator import serve_simulator
 
             return _run_async(
                 lambda: serve_simulator(

@@ -28,15 +28,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents import charts  # noqa: F401  (imported before timing, as in the running bot)
-from agents.digests import send_owner_digest, send_owner_digest_now
-from agents.kpi import backfill_snapshots, compute_kpis, ensure_baseline, local_day
-from bot.clock import ManualClock
 from bot.config import load_settings
 from bot.services import Services
+from circles.sales_ops import charts  # noqa: F401  (imported before timing, as in the running bot)
+from circles.sales_ops.digests import send_owner_digest, send_owner_digest_now
+from circles.sales_ops.kpi import backfill_snapshots, compute_kpis, ensure_baseline, local_day
 from domain.policy import Policy, calendar_for
 from domain.statuses import STATUS_ORDER, Status
 from storage.db import Database, ts
+from testkit.clocks import ManualClock
 
 TARGET_SECONDS = 1.0
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # Monday 09:00 in Berlin: digest time

@@ -22,16 +22,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.dispatcher import dispatch_pending
-from bot.clock import ManualClock
 from bot.config import load_settings
 from bot.services import Services
+from circles.sales_ops.dispatcher import dispatch_pending
 from domain.models import Manager
 from domain.policy import Policy, calendar_for
 from domain.statuses import Status
 from storage.crm import MirrorOrder, upsert_managers, upsert_orders
 from storage.db import Database
 from storage.people import set_language
+from testkit.clocks import ManualClock
 
 TARGET_SECONDS = 1.0
 MONDAY_10 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # 10:00 in Berlin, inside working hours

@@ -40,13 +40,13 @@ from aiogram.types import Message
 from aiohttp import web
 
 from bot.app import BotApp
-from bot.clock import ManualClock
 from bot.config import load_settings
-from bot.emulator import BotAPIEmulator, RateLimits
-from bot.sender import SendLimits
+from bot.limits import SendLimits
 from domain.models import Manager
 from storage import crm
 from storage.db import Database
+from testkit.clocks import ManualClock
+from testkit.emulator import BotAPIEmulator, RateLimits
 
 FIRST_USER = 70_001
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiogram.client.default import DefaultBotProperties
 
-from bot.clock import ManualClock
-from bot.emulator import BotAPIEmulator, RateLimits
 from bot.sender import Sender
 from storage import messages as outbox
 from storage.db import Database
+from testkit.clocks import ManualClock
+from testkit.emulator import BotAPIEmulator, RateLimits
 
 FIRST_CHAT = 50_001
 

@@ -28,13 +28,13 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.sla import sweep
-from bot.clock import ManualClock
 from bot.config import load_settings
 from bot.services import Services
+from circles.sales_ops.sla import sweep
 from domain.policy import Policy, calendar_for
 from domain.statuses import OPEN_STATUSES, STATUS_ORDER
 from storage.db import Database, ts
+from testkit.clocks import ManualClock
 
 TZ = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 3, 4, 14, 0, tzinfo=TZ)  # a Wednesday afternoon: working time

@@ -22,11 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bikewerk.client import BikeWerkClient
-from bikewerk.simulator import BikeWerkSimulator
 from bikewerk.sync import Syncer, TerminalProgress, summary
 from bot.clock import SystemClock
 from domain.policy import Policy, calendar_for
 from storage.db import Database
+from testkit.simulator import BikeWerkSimulator
 
 TARGET_SECONDS = 20.0
 TARGET_RSS_MB = 200.0

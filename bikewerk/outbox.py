@@ -30,7 +30,7 @@ from typing import Any, Literal
 import aiosqlite
 from pydantic import ValidationError
 
-from agents.signals import raise_signal
+from backbone.signals import raise_signal
 from bikewerk.client import BikeWerkClient, BikeWerkError, BikeWerkHTTPError, BikeWerkUnavailable
 from bikewerk.contract import AssignWrite, StatusWrite, describe
 from bot.clock import Clock

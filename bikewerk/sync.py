@@ -34,6 +34,7 @@ from typing import Generic, TypeVar
 
 import aiosqlite
 
+from backbone.signals import raise_signal
 from bikewerk import contract
 from bikewerk.client import BikeWerkClient, BikeWerkContractError, BikeWerkError
 from bikewerk.contract import Page, Rejected
@@ -430,10 +431,6 @@ class Syncer:
         await crm.add_violations(
             conn, source, [crm.Violation(r.record_id, r.reason, r.raw) for r in rejected], now
         )
-        # Imported here: the signal texts pull in aiogram (~120 MB, seconds to import), which a sync process
-        # needs only once it has a violation to report.
-        from agents.signals import raise_signal
-
         first = rejected[0]
         await raise_signal(
             conn,

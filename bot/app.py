@@ -27,17 +27,18 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import handlers
-from agents.kpi import mark_installed
 from bikewerk.client import BikeWerkClient
 from bikewerk.outbox import CrmOutboxWorker
 from bot.clock import Clock, SystemClock
 from bot.config import TELEGRAM_DEFAULT_API, ConfigError, Settings
 from bot.i18n import i18n
+from bot.limits import SendLimits
 from bot.logs import log_event, setup_logging
 from bot.middlewares import CallerMiddleware, LocaleMiddleware, UpdateTracker
 from bot.roles import Role, configured_groups, resolve_roles
-from bot.sender import Sender, SendLimits
+from bot.sender import Sender
 from bot.services import Services
+from circles.sales_ops.kpi import mark_installed
 from domain.policy import calendar_for, load_policy
 from handlers.common import set_chat_commands, set_default_commands
 from scheduler.jobs import make_scheduler, register_jobs
@@ -161,7 +162,7 @@ class BotApp:
             )
             self._tasks.append(asyncio.create_task(self.crm_outbox.run(self._stop), name="crm-outbox"))
             self.scheduler = make_scheduler(settings)
-            register_jobs(self.scheduler, self)
+            register_jobs(self.scheduler, self.services, self.bikewerk)
             if scheduler:
                 self.scheduler.start()
             if polling:

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
-from bot.emulator import BotAPIEmulator, BotMessage
 from domain.calendar import WorkingCalendar
 from domain.checklist import BATTERY_REPORT_ITEM, GROUPS, ITEMS
+from testkit.emulator import BotAPIEmulator, BotMessage
 
 Role = Literal["manager", "lead", "admin", "owner"]
 Say = Callable[[datetime, str], None]

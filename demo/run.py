@@ -37,20 +37,21 @@ import aiohttp
 from apscheduler.job import Job
 from apscheduler.triggers.interval import IntervalTrigger
 
-from agents.digests import send_owner_digest
-from agents.kpi import compute_kpis
-from bikewerk.simulator import BikeWerkSimulator
 from bot.app import BotApp
-from bot.clock import AcceleratedClock, SystemClock
+from bot.clock import SystemClock
 from bot.config import Settings, load_settings
-from bot.emulator import BotAPIEmulator, BotMessage
 from bot.logs import JsonFormatter, log_event
+from circles.sales_ops.digests import send_owner_digest
+from circles.sales_ops.kpi import compute_kpis
 from demo import report
 from demo.people import HABITS, TEAM_HABITS, People, Person
 from domain import kpi
 from domain.calendar import WorkingCalendar
 from domain.statuses import FINAL_STATUSES, OPEN_STATUSES, Status
 from storage.history import OrderLedger, order_ledgers
+from testkit.clocks import AcceleratedClock
+from testkit.emulator import BotAPIEmulator, BotMessage
+from testkit.simulator import BikeWerkSimulator
 
 log = logging.getLogger(__name__)
 

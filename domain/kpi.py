@@ -1,6 +1,6 @@
 """KPI formulas (SPEC §7), the release success criteria (SPEC §8) and the weekly retrospective, as pure
-functions over plain rows. `agents/kpi.py` feeds them from the store; docs/kpi.md states every definition next
-to the function that computes it, with the edge cases decided here:
+functions over plain rows. `circles/sales_ops/kpi.py` feeds them from the store; docs/kpi.md states each
+definition next to the function that computes it, with the edge cases decided here:
 
 - An empty window gives None (rendered "—"), never 0: "no visit finished" is not "no visit was late".
 - A visit that ends in a cancellation is not a step forward: it is left out of time_to_next_status and of
@@ -482,7 +482,7 @@ def success_criteria(today: Metrics, baseline: Metrics) -> list[Criterion]:
 
 
 def action_helped(effect: Mapping[str, Any] | None) -> bool | None:
-    """Whether a decision's observed effect (ai_decisions.effect, filled in by agents/decisions.py) says the
+    """Whether a decision's observed effect (ai_decisions.effect, filled in by backbone/decisions.py) says the
     action helped: the order moved on to a status other than cancelled within the effect window. None when no
     effect is recorded (yet) or it says nothing about a move; an explicit {"helped": bool} wins."""
     if effect is None:

@@ -66,7 +66,8 @@ class SignalType:
 
 
 # The one dictionary of signal types. Reminders at 80 % of a budget are not signals: they are notifications
-# to the step's owner, recorded as automatic decisions (agents/sla.py): nobody has to own or resolve them.
+# to the step's owner, recorded as automatic decisions (circles/sales_ops/sla.py): nobody has to own or
+# resolve them.
 SIGNAL_TYPES: dict[str, SignalType] = {
     t.code: t
     for t in (

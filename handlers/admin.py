@@ -16,11 +16,13 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from pydantic import ValidationError
 
-from agents import postmortems
-from agents.decisions import decision_page
-from agents.signals import act, managers_overview, signal_page, signal_with_history
+from backbone import postmortems
+from backbone.commands import act
+from backbone.decisions import decision_page
+from backbone.views import signal_page, signal_with_history
 from bot.roles import Caller
 from bot.services import Services
+from circles.sales_ops.dispatcher import managers_overview
 from domain.signals import (
     ParseError,
     SignalFilter,

@@ -10,10 +10,10 @@ from pathlib import Path
 from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, Message
 
-from agents import checklist as use_cases
-from agents.orders import ActionRefused, awaited_input, order_id_of_handle
 from bot.roles import Caller
 from bot.services import Services
+from circles.sales_ops import checklist as use_cases
+from circles.sales_ops.orders import ActionRefused, awaited_input, order_id_of_handle
 from handlers.manager import refused, unpack_callback
 from keyboards.checklist import ANSWER_ACTIONS, ChecklistCallback
 from keyboards.orders import done_text, refusal_text

@@ -8,10 +8,10 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from pydantic import ValidationError
 
-from agents.digests import UnknownSection, parse_week, send_details, send_owner_digest_now
-from agents.kpi import kpi_overview
 from bot.roles import Caller
 from bot.services import Services
+from circles.sales_ops.digests import UnknownSection, parse_week, send_details, send_owner_digest_now
+from circles.sales_ops.kpi import kpi_overview
 from keyboards import digest as texts
 
 

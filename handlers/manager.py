@@ -16,11 +16,11 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, Message
 from pydantic import ValidationError
 
-from agents import dispatcher, orders
-from agents.checklist import open_checklist
-from agents.orders import ActionRefused
 from bot.roles import Caller
 from bot.services import Services
+from circles.sales_ops import dispatcher, orders
+from circles.sales_ops.checklist import open_checklist
+from circles.sales_ops.orders import ActionRefused
 from keyboards.orders import (
     STEP_ACTIONS,
     MyOrder,

@@ -11,9 +11,11 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 from pydantic import ValidationError
 
-from agents.signals import act, answer_checkin, reassign_candidates
+from backbone.commands import act
 from bot.roles import Caller
 from bot.services import Services
+from circles.sales_ops.checkins import answer_checkin
+from circles.sales_ops.dispatcher import reassign_candidates
 from domain.signals import Actor, DecideAction, ParseError, parse_signal_callback, permitted
 from keyboards import signals as cards
 

@@ -21,9 +21,9 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from babel.numbers import format_decimal, format_percent
 
-from agents.charts import ChartLabels
-from agents.kpi import KpiOverview
 from bot.i18n import _, i18n
+from circles.sales_ops.charts import ChartLabels
+from circles.sales_ops.kpi import KpiOverview
 from domain.kpi import (
     COMPLETENESS,
     COVERAGE,

@@ -539,7 +539,7 @@ def postmortem_sent_text() -> str:
 
 
 def notes_text(notes: Sequence[str]) -> str:
-    """The extra facts of a command's answer (agents.signals.Outcome.notes), each after a space."""
+    """The extra facts of a command's answer (backbone.commands.Outcome.notes), each after a space."""
     texts = {
         "postmortem": postmortem_sent_text(),
         "carried_out": _("Done: the approved action was carried out."),
@@ -575,7 +575,7 @@ def checkin_answer_text(result: str) -> str:
 
 
 class ManagerRow(Protocol):
-    """A line of /managers (agents.signals.ManagerLine)."""
+    """A line of /managers (circles.sales_ops.dispatcher.ManagerLine)."""
 
     @property
     def manager(self) -> DispatchManager: ...

@@ -1,6 +1,6 @@
 """The scheduled jobs of the bot process (APScheduler 3, in the bot's event loop).
 
-A job is a thin wrapper: it calls the same use case the tests call, with `app.services`, and keeps nothing in
+A job is a thin wrapper: it calls the same use case the tests call, with `services`, and keeps nothing in
 memory that must survive: what is due, sent or breached lives in SQLite, so a missed or skipped run loses
 nothing. Add a job with one `add(...)` line in `register_jobs` (explicit id, a trigger in the configured time
 zone); the defaults below apply to every job.
@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from agents import decisions, digests, dispatcher, kpi, orders, signals, sla
+from backbone import decisions, sweep
+from bikewerk.client import BikeWerkClient
 from bikewerk.sync import Syncer
 from bot.config import Settings
 from bot.logs import log_event
 from bot.services import Services
-
-if TYPE_CHECKING:
-    from bot.app import BotApp
+from circles.sales_ops import digests, dispatcher, kpi, orders, sla
 
 log = logging.getLogger(__name__)
 
@@ -41,43 +40,43 @@ def make_scheduler(settings: Settings) -> AsyncIOScheduler:
     return AsyncIOScheduler(timezone=settings.tz, job_defaults=dict(JOB_DEFAULTS))
 
 
-def register_jobs(scheduler: AsyncIOScheduler, app: BotApp) -> None:
+def register_jobs(scheduler: AsyncIOScheduler, services: Services, bikewerk: BikeWerkClient) -> None:
     """Every job of the process, registered with fixed ids (a restart replaces, never duplicates)."""
-    settings = app.services.settings
+    settings = services.settings
     tz = settings.tz
 
     def add(job_id: str, func: Callable[..., Awaitable[Any]], trigger: BaseTrigger, *args: Any) -> None:
         scheduler.add_job(func, trigger, args=args, id=job_id, name=job_id, replace_existing=True)
 
     syncer = Syncer(
-        app.services.db,
-        app.bikewerk,
-        app.services.policy,
-        app.services.calendar,
-        app.services.clock,
+        services.db,
+        bikewerk,
+        services.policy,
+        services.calendar,
+        services.clock,
         settings=settings,
-        wake_sender=app.services.wake_sender,
+        wake_sender=services.wake_sender,
     )
     add(
         "bikewerk.sync",
         sync_bikewerk,
         IntervalTrigger(seconds=settings.sync_interval_seconds, timezone=tz),
         syncer,
-        app.services,
+        services,
     )
     # KPIs and digests: the snapshot, the owner's and the leads' digests at DIGEST_TIME, the retro on Monday.
     hour, minute = map(int, settings.digest_time.split(":"))
-    add("kpi.daily", kpi_daily, CronTrigger(hour=hour, minute=minute, timezone=tz), app.services)
-    add("digest.owner", owner_digest, CronTrigger(hour=hour, minute=minute, timezone=tz), app.services)
-    add("digest.leads", leads_digest, CronTrigger(hour=hour, minute=minute, timezone=tz), app.services)
+    add("kpi.daily", kpi_daily, CronTrigger(hour=hour, minute=minute, timezone=tz), services)
+    add("digest.owner", owner_digest, CronTrigger(hour=hour, minute=minute, timezone=tz), services)
+    add("digest.leads", leads_digest, CronTrigger(hour=hour, minute=minute, timezone=tz), services)
     weekly = CronTrigger(day_of_week="mon", hour=hour, minute=minute, timezone=tz)
-    add("digest.retro", weekly_retro, weekly, app.services)
+    add("digest.retro", weekly_retro, weekly, services)
     # The SLA watchdog, the signal escalation sweep and the decisions' observed effects, every minute.
     every_minute = IntervalTrigger(minutes=1, timezone=tz)
-    add("sla.sweep", sla_sweep, every_minute, app.services)
-    add("signals.sweep", signal_sweep, every_minute, app.services)
-    add("decisions.effects", effect_sweep, every_minute, app.services)
-    add("dispatch.tick", dispatch_tick, every_minute, app.services)
+    add("sla.sweep", sla_sweep, every_minute, services)
+    add("signals.sweep", signal_sweep, every_minute, services)
+    add("decisions.effects", effect_sweep, every_minute, services)
+    add("dispatch.tick", dispatch_tick, every_minute, services)
     # More jobs go here, one `add(...)` each.
 
 
@@ -121,7 +120,7 @@ async def sla_sweep(services: Services) -> None:
 
 
 async def signal_sweep(services: Services) -> None:
-    await signals.sweep_signals(services, services.clock.now())
+    await sweep.sweep_signals(services, services.clock.now())
 
 
 async def effect_sweep(services: Services) -> None:

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from harness import Harness, start_harness
+
+from tests.support.harness import Harness, start_harness
 
 
 @pytest.fixture

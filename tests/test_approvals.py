@@ -14,18 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import ADMIN_CHAT_ID, ADMIN_ID
-from order_world import ADMIN, LEADS_CHAT, add_manager, add_order, clock_of, make_services, rows
-from test_order_flow_e2e import ANNA, World, offered_order, world  # noqa: F401 - `world` is the e2e fixture
 
-from agents import orders
-from agents.orders import Cancellation
-from agents.signals import Outcome, act
-from bot.emulator import BotMessage
+from backbone.commands import Outcome, act
 from bot.services import Services
+from circles.sales_ops import orders
+from circles.sales_ops.orders import Cancellation
 from domain.signals import Actor, DecideAction, SignalCommand
 from domain.statuses import Status
 from storage.people import set_language
+from testkit.emulator import BotMessage
+from tests.support.e2e_world import ANNA, World, offered_order, world  # noqa: F401 - `world` is the e2e fixture
+from tests.support.harness import ADMIN_CHAT_ID, ADMIN_ID
+from tests.support.order_world import ADMIN, LEADS_CHAT, add_manager, add_order, clock_of, make_services, rows
 
 MANAGER = 1001
 ADMIN_ACTOR = Actor(ADMIN, staff=True, approver=True)
@@ -209,7 +209,7 @@ async def signal_of(flow: World, order_id: str) -> int:
     return int(row["id"])
 
 
-async def test_e2e_a_managers_cancel_is_approved_by_an_admin(world: World) -> None:  # noqa: F811
+async def test_e2e_a_managers_cancel_is_approved_by_an_admin(world: World) -> None:
     order_id = await accepted_order(world)
 
     await world.press(ANNA, "Cancel the order")
@@ -232,7 +232,7 @@ async def test_e2e_a_managers_cancel_is_approved_by_an_admin(world: World) -> No
     assert world.tg.unanswered_callbacks() == []
 
 
-async def test_e2e_a_rejected_cancel_leaves_the_order_and_tells_the_manager(world: World) -> None:  # noqa: F811
+async def test_e2e_a_rejected_cancel_leaves_the_order_and_tells_the_manager(world: World) -> None:
     order_id = await accepted_order(world)
     await world.press(ANNA, "Cancel the order")
     await world.press(ANNA, "Client cancelled")

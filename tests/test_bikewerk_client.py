@@ -19,8 +19,8 @@ from bikewerk.client import (
     BikeWerkUnavailable,
     RetryPolicy,
 )
-from bikewerk.simulator import BikeWerkSimulator
-from bot.clock import ManualClock
+from testkit.clocks import ManualClock
+from testkit.simulator import BikeWerkSimulator
 
 
 class Sleeps:

@@ -15,15 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
-from harness import (
-    ADMIN_ID,
-    CRISIS_CHAT_ID,
-    LEAD_IDS,
-    LEADS_CHAT_ID,
-    OWNER_ID,
-    Harness,
-    start_harness,
-)
 
 from bot.i18n import _, in_locale
 from domain.models import Manager
@@ -32,6 +23,15 @@ from storage import crm
 from storage import messages as outbox
 from storage.people import chat_language, current_chat_id, is_chat_blocked, manager_by_id
 from storage.signals import live_signal_by_dedup
+from tests.support.harness import (
+    ADMIN_ID,
+    CRISIS_CHAT_ID,
+    LEAD_IDS,
+    LEADS_CHAT_ID,
+    OWNER_ID,
+    Harness,
+    start_harness,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGER_TG = 501
@@ -305,7 +305,7 @@ async def test_webhook_mode_takes_updates_only_with_the_secret(tmp_path: Path) -
 
 
 async def test_main_run_serves_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
-    from bot.emulator import BotAPIEmulator
+    from testkit.emulator import BotAPIEmulator
 
     emulator = BotAPIEmulator()
     api = await emulator.start()

@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from order_world import (
+
+from bot.services import Services
+from circles.sales_ops import checklist
+from circles.sales_ops.orders import ActionRefused
+from domain.checklist import ITEMS
+from domain.statuses import Status
+from tests.support.order_world import (
     ADMIN,
     LEADS_CHAT,
     add_manager,
@@ -22,12 +28,6 @@ from order_world import (
     make_services,
     rows,
 )
-
-from agents import checklist
-from agents.orders import ActionRefused
-from bot.services import Services
-from domain.checklist import ITEMS
-from domain.statuses import Status
 
 M1 = 1001
 

@@ -15,10 +15,10 @@ import pytest
 
 from bikewerk.client import BikeWerkClient, RetryPolicy
 from bikewerk.outbox import CrmOutboxWorker, enqueue_crm_write
-from bikewerk.simulator import BikeWerkSimulator
-from bot.clock import ManualClock
 from storage import crm
 from storage.db import Database
+from testkit.clocks import ManualClock
+from testkit.simulator import BikeWerkSimulator
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

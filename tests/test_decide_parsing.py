@@ -10,8 +10,6 @@ from typing import TypeVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_admin_e2e import running_bot
-from test_sla import ADMIN, LEADS_CHAT
 
 from bot.i18n import in_locale
 from domain.signals import (
@@ -29,6 +27,8 @@ from domain.signals import (
     parse_signal_id,
 )
 from keyboards.signals import SignalCallback, no_buttons, parse_error_text
+from tests.support.admin_bot import running_bot
+from tests.support.sla_world import ADMIN, LEADS_CHAT
 
 T = TypeVar("T")
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kpi_history import NOW, History, make_services
 
-from agents.digests import (
+from bot.i18n import i18n
+from bot.services import Services
+from circles.sales_ops.digests import (
     UnknownSection,
     send_details,
     send_leads_digest,
@@ -25,12 +26,11 @@ from agents.digests import (
     send_owner_digest_now,
     send_weekly_retro,
 )
-from bot.i18n import i18n
-from bot.services import Services
 from domain.statuses import Status
 from scheduler.jobs import owner_digest
 from storage.db import Database
 from storage.people import set_language
+from tests.support.kpi_history import NOW, History, make_services
 
 PM, AC, IN, AW, TR = (
     Status.PENDING_MANAGER,

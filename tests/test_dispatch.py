@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from order_world import (
+
+from bot.services import Services
+from circles.sales_ops import dispatcher, orders
+from circles.sales_ops.dispatcher import DispatchReport
+from circles.sales_ops.orders import ActionRefused
+from domain.statuses import Status
+from storage.assignments import candidates_of, get_assignment
+from tests.support.order_world import (
     ADMIN,
     LEADS_CHAT,
     MONDAY_9,
@@ -23,13 +30,6 @@ from order_world import (
     make_services,
     rows,
 )
-
-from agents import dispatcher, orders
-from agents.dispatcher import DispatchReport
-from agents.orders import ActionRefused
-from bot.services import Services
-from domain.statuses import Status
-from storage.assignments import candidates_of, get_assignment
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from aiogram.types import (
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot.emulator import BotAPIEmulator, RateLimits, _parse_multipart
+from testkit.emulator import BotAPIEmulator, RateLimits, _parse_multipart
 
 USER = 111
 GROUP = -500

@@ -18,7 +18,18 @@ from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "locales"
-SOURCE_DIRS = ("bot", "handlers", "keyboards", "agents", "scheduler", "bikewerk", "domain", "storage", "demo")
+SOURCE_DIRS = (
+    "bot",
+    "handlers",
+    "keyboards",
+    "backbone",
+    "circles",
+    "scheduler",
+    "bikewerk",
+    "domain",
+    "storage",
+    "demo",
+)
 KEYWORDS = {"_": None, "__": None, "gettext": None, "ngettext": (1, 2)}
 PLACEHOLDER = re.compile(r"{[a-z_]*}")
 

@@ -1,5 +1,6 @@
 """KPIs on hand-built histories whose right answers are worked out here: the pure formulas (domain/kpi.py),
-then the same numbers through the store (agents/kpi.py over a real SQLite file), snapshots and baselines."""
+then the same numbers through the store (circles/sales_ops/kpi.py over a real SQLite file), snapshots and
+baselines."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from kpi_history import NOW, History, make_services
 
-from agents.kpi import (
+from circles.sales_ops.kpi import (
     BaselineError,
     backfill_snapshots,
     compute_kpis,
@@ -62,6 +62,7 @@ from domain.kpi import (
 from domain.statuses import STATUS_ORDER
 from storage import kpi as kpi_store
 from storage.db import Database
+from tests.support.kpi_history import NOW, History, make_services
 
 PM, AC, IN, AW, RS, TR, DL, CX = STATUS_ORDER
 DAY = Window.ending(NOW)

@@ -10,13 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from order_world import ADMIN, add_manager, add_order, clock_of, make_services, rows
 
-from agents.dispatcher import dispatch_pending
 from circles.governance.kpi import governance_kpis
 from circles.governance.sanctions import ListRefused, import_list
+from circles.sales_ops.dispatcher import dispatch_pending
 from domain.sanctions import ListError, NameIndex, parse_list, skeleton
 from domain.statuses import Status
+from tests.support.order_world import ADMIN, add_manager, add_order, clock_of, make_services, rows
 
 DATA = Path(__file__).parent / "data"
 SMALL = DATA / "sanctions_small.csv"

@@ -10,16 +10,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
-from harness import ADMIN_CHAT_ID, ADMIN_ID, CRISIS_CHAT_ID, OWNER_ID, start_harness
 
 from bikewerk.sync import Syncer
-from bot.emulator import RateLimits
 from bot.i18n import in_locale
 from bot.sender import SendLimits
 from circles.governance.kpi import governance_kpis
 from circles.governance.sanctions import import_list
 from keyboards.signals import type_title
 from scheduler.jobs import dispatch_tick, sync_bikewerk
+from testkit.emulator import RateLimits
+from tests.support.harness import ADMIN_CHAT_ID, ADMIN_ID, CRISIS_CHAT_ID, OWNER_ID, start_harness
 
 SMALL = Path(__file__).parent / "data" / "sanctions_small.csv"
 ANNA = 1001

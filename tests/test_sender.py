@@ -27,13 +27,14 @@ from aiogram.client.telegram import TelegramAPIServer
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from bot.clock import ManualClock
-from bot.emulator import BotAPIEmulator
-from bot.sender import TEXT_LIMIT, Sender, record_chat_unblocked, split_text
+from bot.limits import TEXT_LIMIT, split_text
+from bot.sender import Sender, record_chat_unblocked
 from storage import messages as outbox
 from storage.db import Database, parse_ts
 from storage.people import current_chat_id, is_chat_blocked
 from storage.signals import live_signal_by_dedup
+from testkit.clocks import ManualClock
+from testkit.emulator import BotAPIEmulator
 
 PRIVATE = (11, 12, 13)
 GROUPS = (-21, -22)

@@ -11,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_sla import ADMIN, CRISIS_CHAT, LEAD, LEADS_CHAT, MANAGER_TG, OWNER, World, local
 
-from agents import postmortems
-from agents.decisions import approved_requests, sweep_effects
-from agents.signals import Outcome, act, raise_signal, request_approval, sweep_signals
+from backbone import postmortems
+from backbone.commands import Outcome, act
+from backbone.decisions import approved_requests, sweep_effects
+from backbone.signals import raise_signal, request_approval
+from backbone.sweep import sweep_signals
 from domain.signals import (
     Actor,
     Arbitration,
@@ -30,6 +31,7 @@ from domain.signals import (
     permitted,
 )
 from domain.statuses import Status
+from tests.support.sla_world import ADMIN, CRISIS_CHAT, LEAD, LEADS_CHAT, MANAGER_TG, OWNER, TZ, World, local
 
 LEAD_ACTOR = Actor(LEAD, staff=True, approver=False)
 ADMIN_ACTOR = Actor(ADMIN, staff=True, approver=True)
@@ -127,10 +129,10 @@ async def test_response_deadline_per_severity(world: World, severity: str, deadl
 
 
 def test_the_weekly_review_is_the_next_monday_morning() -> None:
-    tz = local(2, 10).tzinfo
-    assert next_weekly_review(local(2, 9, 59), tz) == local(2, 10)  # type: ignore[arg-type]
-    assert next_weekly_review(local(2, 10), tz) == local(9, 10)  # type: ignore[arg-type]
-    assert next_weekly_review(local(8, 23), tz) == local(9, 10)  # type: ignore[arg-type]
+    tz = TZ
+    assert next_weekly_review(local(2, 9, 59), tz) == local(2, 10)
+    assert next_weekly_review(local(2, 10), tz) == local(9, 10)
+    assert next_weekly_review(local(8, 23), tz) == local(9, 10)
 
 
 async def test_without_settings_a_signal_is_stored_and_the_sweep_routes_it(world: World) -> None:

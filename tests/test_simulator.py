@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bikewerk import contract
-from bikewerk.simulator import CANCELLED, DELIVERED, BikeWerkSimulator, plan_history
 from domain.statuses import Status
+from testkit.simulator import CANCELLED, DELIVERED, BikeWerkSimulator, plan_history
 
 ANCHOR = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 

@@ -15,9 +15,7 @@ import pytest
 
 from bikewerk.client import BikeWerkClient, RetryPolicy
 from bikewerk.outbox import CrmOutboxWorker, enqueue_crm_write
-from bikewerk.simulator import BikeWerkSimulator
 from bikewerk.sync import EVENTS_CURSOR, ORDERS_CURSOR, Syncer, SyncProgress, run_sync_command
-from bot.clock import ManualClock
 from bot.config import load_settings
 from domain.policy import Policy, calendar_for
 from domain.sla import plan_visit
@@ -25,6 +23,8 @@ from domain.statuses import FINAL_STATUSES, Status, next_steps
 from storage import orders as order_store
 from storage.db import Database, parse_ts, ts
 from storage.timers import open_visit
+from testkit.clocks import ManualClock
+from testkit.simulator import BikeWerkSimulator
 
 ANCHOR = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 POLICY = Policy.default()

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import aiosqlite
 
+from backbone.signals import request_approval
 from bot.config import Settings
 from bot.logs import log_event
+from circles.governance import review  # noqa: F401 - registers the settler of the requests made here
 from domain.sanctions import ListError, Match, NameIndex, parse_list
 from storage import governance as store
 from storage.db import Database
@@ -115,9 +117,6 @@ async def _hold(
     now: datetime,
     settings: Settings | None,
 ) -> None:
-    # Imported here: the signal texts pull in aiogram, which the sync process needs only for a hit.
-    from agents.signals import request_approval
-
     hold_id = await store.add_hold(
         conn,
         order_id=order_id,

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.clock import ManualClock
 from bot.config import load_settings
 from bot.services import Services
 from domain.policy import Policy, calendar_for
 from domain.statuses import FINAL_STATUSES, Status
 from storage.db import Database, ts
+from testkit.clocks import ManualClock
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # 09:00 in Berlin, a Monday
 
@@ -148,7 +148,7 @@ class History:
         effect: dict[str, Any] | None = None,
         kind: str = "auto",
     ) -> None:
-        """An action taken on a signal, with its observed effect (agents/decisions.py's shape) when given."""
+        """An action taken on a signal, with its observed effect (backbone/decisions.py's shape), if given."""
         async with self.db.transaction() as conn:
             await conn.execute(
                 """

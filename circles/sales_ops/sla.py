@@ -17,8 +17,8 @@ from datetime import datetime
 
 import aiosqlite
 
-from agents.decisions import record_decision
-from agents.signals import Routing, raise_signal
+from backbone.decisions import record_decision
+from backbone.signals import Routing, raise_signal
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services

@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agents import checklist
-from bot.clock import ManualClock
 from bot.config import load_settings
 from bot.services import Services
+from circles.sales_ops import checklist
 from domain.checklist import ITEMS
 from domain.models import Manager
 from domain.policy import Policy, calendar_for
@@ -21,6 +20,7 @@ from storage.crm import MirrorOrder, upsert_managers, upsert_orders
 from storage.db import Database
 from storage.orders import get_focus
 from storage.people import set_language
+from testkit.clocks import ManualClock
 
 # Monday 23 November 2026, 09:00 in Berlin: the first minute of a working day.
 MONDAY_9 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

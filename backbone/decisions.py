@@ -3,7 +3,7 @@ what and why, and later its observed effect.
 
 Automatic decisions are only the low-risk ones (a reminder, a reassignment after an accept timeout, an
 escalation); cancel, compensation and bulk reassignment are recorded as `pending_approval` and wait for an
-admin (`agents.signals.request_approval`, `/decide ID approve|reject`). `sweep_effects` fills in the effect:
+admin (`backbone.signals.request_approval`, `/decide ID approve|reject`). `sweep_effects` fills in the effect:
 whether the order moved on within `EFFECT_WINDOW_MINUTES` of the decision.
 """
 

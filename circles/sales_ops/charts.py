@@ -16,7 +16,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from agents.kpi import TrendPoint
+from circles.sales_ops.kpi import TrendPoint
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 6.0, 150  # 1200 x 900 px: sharp on a phone, a few tens of KB
 _QUEUE_COLOUR = "#1f6feb"

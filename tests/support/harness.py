@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bikewerk.simulator import BikeWerkSimulator
 from bot.app import BotApp
-from bot.clock import ManualClock
 from bot.config import Settings, load_settings
-from bot.emulator import BotAPIEmulator, RateLimits
-from bot.sender import SendLimits
+from bot.limits import SendLimits
 from bot.services import Services
 from domain.models import Manager
 from storage import crm
 from storage import messages as outbox
+from testkit.clocks import ManualClock
+from testkit.emulator import BotAPIEmulator, RateLimits
+from testkit.simulator import BikeWerkSimulator
 
 DEFAULT_NOW = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 ADMIN_ID = 100

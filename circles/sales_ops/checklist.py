@@ -20,11 +20,11 @@ from typing import cast
 
 import aiosqlite
 
-from agents.orders import ActionRefused, Actor, apply_status, authorise, load_order
-from agents.signals import raise_signal
+from backbone.signals import raise_signal
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
+from circles.sales_ops.orders import ActionRefused, Actor, apply_status, authorise, load_order
 from domain.checklist import (
     GROUPS,
     ITEMS,

@@ -23,22 +23,23 @@ from datetime import datetime
 
 import aiosqlite
 
-from agents.decisions import record_decision
-from agents.orders import ActionRefused, apply_status, card_ref, load_order, put_card
-from agents.signals import raise_signal
+from backbone.decisions import record_decision
+from backbone.signals import raise_signal
 from bikewerk.outbox import CrmWrite, enqueue_crm_writes
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
-from domain.dispatch import DispatchBoard, ManagerSnapshot, on_shift
+from circles.sales_ops.orders import ActionRefused, apply_status, card_ref, load_order, put_card
+from domain.dispatch import Candidate, DispatchBoard, ManagerSnapshot, on_shift, score
 from domain.models import Order
 from domain.sla import accept_deadline
 from domain.statuses import Status
 from keyboards.orders import DECLINE_REASONS, OfferCards
 from storage import assignments as store
 from storage import orders as order_store
-from storage.assignments import Assignment, DispatchManager, NewOffer
+from storage.assignments import Assignment, DispatchManager, NewOffer, dispatch_managers
 from storage.messages import TextMessage, put_messages
+from storage.orders import open_orders_by_manager
 from storage.people import chat_language
 
 log = logging.getLogger(__name__)
@@ -486,3 +487,29 @@ async def set_leave(
         services.wake_sender()
         await dispatch_pending(services)
     return updated, released
+
+
+async def reassign_candidates(services: Services) -> list[tuple[str, str]]:
+    """Managers a signal can be handed to: active, not on leave, with Telegram linked, as (id, name)."""
+    managers = await dispatch_managers(services.db.conn)
+    return [(m.id, m.name) for m in managers if m.active and not m.on_leave and m.telegram_id is not None]
+
+
+@dataclass(frozen=True)
+class ManagerLine:
+    manager: DispatchManager
+    candidate: Candidate
+    on_shift: bool
+
+
+async def managers_overview(services: Services, now: datetime) -> list[ManagerLine]:
+    """Every manager with load, shift, capacity and misses, scored exactly as the dispatcher scores them."""
+    conn = services.db.conn
+    managers = await dispatch_managers(conn)
+    loads = await open_orders_by_manager(conn)
+    working = services.calendar.is_working(now)
+    candidates = score(manager_snapshots(managers, loads, working), services.policy.load_weights)
+    return [
+        ManagerLine(m, c, on_shift(working, m.shift_override))
+        for m, c in zip(managers, candidates, strict=True)
+    ]

@@ -19,8 +19,12 @@ from pathlib import Path
 import aiosqlite
 from aiogram.types import InlineKeyboardMarkup
 
-from agents.charts import prune_charts, render_trend_chart
-from agents.kpi import (
+from backbone.signals import Routing
+from bot.i18n import in_locale
+from bot.logs import log_event
+from bot.services import Services
+from circles.sales_ops.charts import prune_charts, render_trend_chart
+from circles.sales_ops.kpi import (
     KpiOverview,
     KpiReport,
     kpi_overview,
@@ -30,10 +34,6 @@ from agents.kpi import (
     take_daily_snapshot,
     trend,
 )
-from agents.signals import Routing
-from bot.i18n import in_locale
-from bot.logs import log_event
-from bot.services import Services
 from domain.dispatch import ManagerSnapshot, score
 from domain.kpi import Queue, Window, queues, retro_helped, retrospective
 from domain.statuses import Status

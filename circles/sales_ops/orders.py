@@ -15,8 +15,9 @@ from typing import Any
 
 import aiosqlite
 
-from agents.decisions import actor_of, record_decision
-from agents.signals import request_approval
+from backbone.approvals import Settled, Verdict, register_settler
+from backbone.decisions import actor_of, record_decision
+from backbone.signals import request_approval
 from bikewerk.outbox import enqueue_crm_write
 from bot.i18n import in_locale
 from bot.logs import log_event
@@ -32,6 +33,7 @@ from keyboards.orders import (
     CardView,
     MyOrder,
     OrderDetails,
+    done_text,
     order_card,
 )
 from storage import assignments as assignment_store
@@ -116,7 +118,7 @@ async def change_status(
     """Move an order to `to` for its manager or an admin; returns the order as it is now.
 
     Refuses (ActionRefused, nothing changed) a stranger, an illegal or premature step and "shipped" without
-    a valid tracking number. Accepting is agents.dispatcher.accept_offer; cancelling is `cancel_order`.
+    a valid tracking number. Accepting is dispatcher.accept_offer; cancelling is `cancel_order`.
     """
     if to is Status.CANCELLED:
         raise ValueError("a cancel goes through cancel_order: a manager's needs an admin's approval")
@@ -157,7 +159,7 @@ async def cancel_order(
     services: Services, order_id: str, *, actor_telegram_id: int, now: datetime, reason: str | None
 ) -> Cancellation:
     """Cancel with a reason (SPEC §6: a human decision). An admin's cancel is their own decision and happens
-    at once; a manager's becomes a request an admin approves or rejects (agents.approvals carries it out),
+    at once; a manager's becomes a request an admin approves or rejects (its settler below carries it out),
     and the card says it waits. A repeat while one waits joins the same request (one signal per order)."""
     async with services.db.transaction() as conn:
         order = await load_order(conn, order_id)
@@ -440,3 +442,79 @@ async def order_details(services: Services, order_id: str, *, actor_telegram_id:
         checklist_submitted_at=session.submitted_at if session is not None else None,
         files=sum(files.values()),
     )
+
+
+# --- a cancel that waited for an admin's approval ---------------------------------------------------------
+
+
+async def _tell(
+    conn: aiosqlite.Connection,
+    services: Services,
+    chat_id: int,
+    ref: str,
+    now: datetime,
+    code: str,
+    **facts: Any,
+) -> None:
+    lang = await chat_language(conn, chat_id, services.settings.default_language)
+    with in_locale(lang):
+        text = done_text(code, **facts)
+    await put_message(conn, chat_id=chat_id, ref=ref, body=text, now=now)
+
+
+async def _settle_cancel(
+    conn: aiosqlite.Connection,
+    services: Services,
+    request: signal_store.Decision,
+    verdict: Verdict,
+    now: datetime,
+) -> Settled:
+    order = await order_store.get_order(conn, request.order_id) if request.order_id else None
+    requester = request.details.get("telegram_id")
+    told = frozenset({requester}) if isinstance(requester, int) else frozenset()
+    ref = f"order:{request.order_id}:cancel:{request.id}"
+    word = "approved" if verdict.approved else "rejected"
+    minutes = round((now - request.created_at).total_seconds() / 60)
+    if order is None or order.status in FINAL_STATUSES or order.status.value != request.details.get("status"):
+        # The order moved on (or the CRM cancelled it) while the request waited: the request is moot.
+        status = order.status if order is not None else None
+        await signal_store.set_effect(
+            conn, request.id, {"moved_to": status, "minutes": minutes, "carried_out": False}, now
+        )
+        if order is not None:
+            await put_card_for(conn, services, order, now=now)
+        for person in told:
+            await _tell(
+                conn, services, person, ref, now, "cancel_moot", order=request.order_id, status=status
+            )
+        why = f"the order was {status} by then" if status is not None else "the order is not known"
+        return Settled(f"{verdict.comment or word}; {why}: nothing changed", "moved_on", told)
+    if not verdict.approved:
+        await signal_store.set_effect(
+            conn, request.id, {"moved_to": None, "minutes": minutes, "carried_out": False}, now
+        )
+        await put_card_for(conn, services, order, now=now)  # back to the normal card
+        for person in told:
+            await _tell(
+                conn,
+                services,
+                person,
+                ref,
+                now,
+                "cancel_rejected",
+                order=order.id,
+                comment=verdict.comment or "—",
+            )
+        return Settled(verdict.comment or word, "rejected", told)
+    admin = Actor(verdict.by, None).name
+    cancelled = await apply_status(
+        conn, services, order, Status.CANCELLED, actor=admin, now=now, reason=request.reason
+    )
+    effect = {"moved_to": cancelled.status.value, "minutes": minutes, "carried_out": True}
+    await signal_store.set_effect(conn, request.id, effect, now)
+    for person in told:
+        await _tell(conn, services, person, ref, now, "cancel_approved", order=order.id)
+    return Settled(f"{verdict.comment or word}; order cancelled", "carried_out", told)
+
+
+register_settler("cancel", _settle_cancel)

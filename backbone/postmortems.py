@@ -13,8 +13,8 @@ from typing import Literal
 
 import aiosqlite
 
-from agents.decisions import actor_of, record_decision
-from agents.signals import Routing, resolve_signal
+from backbone.decisions import actor_of, record_decision
+from backbone.signals import Routing, resolve_signal
 from bot.logs import log_event
 from bot.services import Services
 from domain.signals import Signal
