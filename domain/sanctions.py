@@ -7,10 +7,11 @@ Polish, French and English spellings of the same sounds folded together (w→v, 
 j/y→i, ck→k, ou→u, doubled letters once), legal forms of companies (OOO, GmbH, LLC, ...) left out. So
 "Vladimir Ivanov", "Wladimir Iwanow" and "Владимир Иванов" are the same skeleton `ivanov vladimir`.
 
-Scoring is rapidfuzz's token-set ratio between skeletons (0..100), with one guard: a name of one word never
-matches a list name of two or more ("Ivanov" alone is not "Vladimir Ivanov"). The index keys every list name
-by each of its skeleton tokens, so a query is scored only against list names sharing a token with it, not
-against the whole list (10,000 × 50,000 pairs would be 5 × 10⁸ comparisons).
+Scoring (`score`) pairs every word of the shorter name with a word of the longer one (rapidfuzz's ratio per
+pair) and takes the weakest pair; a one-word name never matches a list name of two or more ("Ivanov" alone
+is not "Vladimir Ivanov"). The index keys every list name by its tokens (and their consonants), so a query
+is compared only with list names sharing a rare key, or two common ones, with it, not with the whole list
+(10,000 orders × 50,000 entries would be 5 × 10⁸ comparisons).
 """
 
 from __future__ import annotations
@@ -96,10 +97,11 @@ def _fold(token: str) -> str:
 
 
 def name_tokens(name: str) -> list[str]:
-    """The skeleton tokens of a name, in order, legal forms left out."""
+    """The skeleton tokens of a name, in order: legal forms and initials (one letter) left out."""
     text = unicodedata.normalize("NFKD", name.casefold().translate(_TRANSLIT))
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).translate(_TRANSLIT)
-    return [_fold(w) for w in _WORD.findall(text) if not w.isdigit() and w not in STOP_WORDS]
+    tokens = (_fold(w) for w in _WORD.findall(text) if not w.isdigit() and w not in STOP_WORDS)
+    return [t for t in tokens if len(t) > 1]
 
 
 def skeleton(name: str) -> str:
@@ -108,17 +110,26 @@ def skeleton(name: str) -> str:
 
 
 def score(a: str, b: str) -> float:
-    """Similarity (0..100) of two skeletons (see `skeleton`)."""
-    if not a or not b:
+    """Similarity (0..100) of two skeletons (see `skeleton`): every word of the shorter name is paired with
+    its best unused word of the longer one; the score is the weakest pair's. So a patronymic the other side
+    lacks costs nothing ("Vladimir Ivanov" = "Vladimir Petrovich Ivanov"), but one word that differs sinks it
+    ("Tatiana Shadro" is not "Tatiana Shadrosky"). A one-word name never matches a name of two or more."""
+    short, long = sorted((a.split(), b.split()), key=len)
+    if not short or (len(short) == 1) != (len(long) == 1):
         return 0.0
-    return _guarded(a, b, float(fuzz.token_set_ratio(a, b)))
-
-
-def _guarded(query: str, listed: str, value: float) -> float:
-    """A one-word name never matches a list name of two or more words (and the reverse)."""
-    if (" " in query) != (" " in listed):
-        return 0.0
-    return value
+    free = list(long)
+    weakest = 100.0
+    for token in sorted(short, key=len, reverse=True):
+        best, at = 0.0, -1
+        for k, other in enumerate(free):
+            value = 100.0 if token == other else fuzz.ratio(token, other)
+            if value > best:
+                best, at = value, k
+        weakest = min(weakest, best)
+        if at < 0 or weakest == 0:
+            return 0.0
+        free.pop(at)
+    return weakest
 
 
 # --- the list -----------------------------------------------------------------------------------------------
@@ -235,6 +246,18 @@ class Match:
     score: float
 
 
+_COMMON = 128  # a key on more list names than this is too common to retrieve candidates on its own
+_VOWELS = str.maketrans("", "", "aeiou")
+
+
+def _keys(token: str) -> tuple[str, ...]:
+    """The blocking keys of a token: itself, and for longer ones its consonants (a vowel typo still meets)."""
+    if len(token) < 4:
+        return (token,)
+    consonants = token.translate(_VOWELS)
+    return (token, "#" + consonants) if len(consonants) > 2 else (token,)
+
+
 @dataclass
 class NameIndex:
     """Every name and alias of a list as skeletons, keyed by their tokens (the blocking index)."""
@@ -243,53 +266,84 @@ class NameIndex:
     owners: list[int] = field(default_factory=list)  # skeleton position -> entry position
     names: list[str] = field(default_factory=list)  # skeleton position -> the name as listed
     entries: list[tuple[str, str]] = field(default_factory=list)  # entry position -> (id, primary name)
-    by_token: dict[str, list[int]] = field(default_factory=dict)
+    by_key: dict[str, list[int]] = field(default_factory=dict)
+    _sets: dict[str, frozenset[int]] = field(default_factory=dict)  # common keys' postings, as sets
 
     @classmethod
     def build(cls, entries: Iterable[tuple[str, str, Sequence[str]]]) -> NameIndex:
         """From (entry id, primary name, all names incl. aliases)."""
         index = cls()
-        known: dict[str, int] = {}
         for entry_id, primary, names in entries:
             position = len(index.entries)
             index.entries.append((entry_id, primary))
+            seen: set[str] = set()
             for name in names:
                 sk = skeleton(name)
-                if not sk or known.get(sk) == position:
+                if not sk or sk in seen:
                     continue
-                known[sk] = position
+                seen.add(sk)
                 slot = len(index.skeletons)
                 index.skeletons.append(sk)
                 index.owners.append(position)
                 index.names.append(name)
                 for token in sk.split(" "):
-                    index.by_token.setdefault(token, []).append(slot)
+                    for key in _keys(token):
+                        index.by_key.setdefault(key, []).append(slot)
         return index
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def _postings(self, key: str) -> frozenset[int]:
+        found = self._sets.get(key)
+        if found is None:
+            found = self._sets[key] = frozenset(self.by_key[key])
+        return found
+
+    def candidates(self, query: str) -> set[int]:
+        """List names sharing a rare key with the query, or two common ones (a first name alone is not
+        enough to be compared: "Vladimir" is on thousands of list names)."""
+        found: set[int] = set()
+        common: list[tuple[int, str]] = []  # (which query token, key)
+        for position, token in enumerate(query.split(" ")):
+            for key in _keys(token):
+                postings = self.by_key.get(key)
+                if postings is None:
+                    continue
+                if len(postings) <= _COMMON:
+                    found.update(postings)
+                else:
+                    common.append((position, key))
+        for i, (token, first) in enumerate(common):
+            for other, second in common[i + 1 :]:
+                if other != token:  # two words of the name, not one word and its consonants
+                    found.update(self._postings(first) & self._postings(second))
+        return found
 
     def best(self, name: str, threshold: float) -> Match | None:
         """The best list match of `name` at or above `threshold`, or None."""
         query = skeleton(name)
         if not query:
             return None
-        slots: set[int] = set()
-        for token in query.split(" "):
-            found = self.by_token.get(token)
-            if found:
-                slots.update(found)
+        slots = self.candidates(query)
         if not slots:
             return None
-        multi = " " in query
-        candidates = {s: self.skeletons[s] for s in slots if (" " in self.skeletons[s]) == multi}
-        if not candidates:
-            return None
-        found_best = process.extractOne(
-            query, candidates, scorer=fuzz.token_set_ratio, processor=None, score_cutoff=threshold
+        # rapidfuzz's token-set ratio in C narrows the candidates; `score` decides on the few left.
+        rough = process.extract(
+            query,
+            {slot: self.skeletons[slot] for slot in slots},
+            scorer=fuzz.token_set_ratio,
+            processor=None,
+            score_cutoff=max(0.0, threshold - 15),
+            limit=None,
         )
-        if found_best is None:
+        best: tuple[float, int] | None = None
+        for listed, _, slot in rough:
+            value = score(query, listed)
+            if value >= threshold and (best is None or value > best[0]):
+                best = (value, slot)
+        if best is None:
             return None
-        _, value, slot = found_best
+        value, slot = best
         entry_id, primary = self.entries[self.owners[slot]]
-        return Match(entry_id, primary, self.names[slot], round(float(value), 1))
+        return Match(entry_id, primary, self.names[slot], round(value, 1))
