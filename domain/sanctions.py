@@ -314,9 +314,9 @@ class NameIndex:
                     found.update(postings)
                 else:
                     common.append((position, key))
-        for i, (token, first) in enumerate(common):
+        for i, (word, first) in enumerate(common):
             for other, second in common[i + 1 :]:
-                if other != token:  # two words of the name, not one word and its consonants
+                if other != word:  # two words of the name, not one word and its consonants
                     found.update(self._postings(first) & self._postings(second))
         return found
 
