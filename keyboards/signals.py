@@ -32,6 +32,7 @@ from domain.signals import (
     SignalFilter,
 )
 from domain.statuses import Status
+from keyboards.circle_signals import circle_facts
 from keyboards.orders import status_label
 from storage.assignments import DispatchManager
 from storage.signals import Decision, Postmortem
@@ -166,8 +167,8 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
         if "since" in details:
             since = datetime.fromisoformat(str(details["since"]))
             lines.append(_("In this status since {time}").format(time=local_time(since, tz)))
-    elif signal.type == "compliance.sanctions_hit":
-        lines += _sanctions_facts(details)
+    elif (facts := circle_facts(signal.type, details)) is not None:
+        lines += facts
     elif signal.type == "decision.approval_needed":
         lines.append(
             _("Waiting for approval: {action}").format(
@@ -179,27 +180,6 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
     else:
         shown = [(k, v) for k, v in details.items() if not isinstance(v, dict | list)][:_MAX_DETAIL_LINES]
         lines += [f"{escape(str(k))}: {_value(v)}" for k, v in shown]
-    return lines
-
-
-def _sanctions_facts(details: Mapping[str, Any]) -> list[str]:
-    party = _("seller") if details.get("party") == "seller" else _("client")
-    lines = [
-        _("The {party} {name} matches the list entry {entry} ({entry_id})").format(
-            party=party,
-            name=_value(details.get("name", "")),
-            entry=_value(details.get("entry_name", "")),
-            entry_id=_value(details.get("entry_id", "")),
-        ),
-        _("Matched name: {matched}; score {score} (list {version})").format(
-            matched=_value(details.get("matched_name", "")),
-            score=_value(details.get("score", "")),
-            version=_value(details.get("list_version", "")),
-        ),
-    ]
-    if details.get("sanctions"):
-        lines.append(_("Listed for: {sanctions}").format(sanctions=_value(details["sanctions"])))
-    lines.append(_("The order is held from dispatch until you decide."))
     return lines
 
 

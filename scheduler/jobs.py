@@ -23,6 +23,7 @@ from bikewerk.sync import Syncer
 from bot.config import Settings
 from bot.logs import log_event
 from bot.services import Services
+from circles.governance import drift
 from circles.sales_ops import digests, dispatcher, kpi, orders, sla
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def register_jobs(scheduler: AsyncIOScheduler, services: Services, bikewerk: Bik
     add("signals.sweep", signal_sweep, every_minute, services)
     add("decisions.effects", effect_sweep, every_minute, services)
     add("dispatch.tick", dispatch_tick, every_minute, services)
+    add("governance.drift", governance_drift, every_minute, services)
     # More jobs go here, one `add(...)` each.
 
 
@@ -129,3 +131,7 @@ async def effect_sweep(services: Services) -> None:
 
 async def dispatch_tick(services: Services) -> None:
     await dispatcher.dispatch_tick(services)
+
+
+async def governance_drift(services: Services) -> None:
+    await drift.detect_drift(services, services.clock.now())
