@@ -50,6 +50,7 @@ from domain.statuses import OPEN_STATUSES, Status, StatusMap, UnknownStatus
 from storage import crm
 from storage.db import Database, ts
 from storage.governance import Party
+from storage.reliability import SyncRun, add_sync_run
 from storage.timers import open_visits_bulk
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class SyncReport:
     new_order_ids: list[str] = field(default_factory=list)
     changed_order_ids: list[str] = field(default_factory=list)  # status changed in the CRM
     workspace: bool = False  # a workspace snapshot was stored
+    leads: int = 0  # lead records stored (new or refreshed)
     error: str | None = None  # why the run stopped early; what was stored before stays
 
     @property
@@ -168,6 +170,7 @@ class Syncer:
                     report.error = str(exc)
                     break
             report.finished_at = self.clock.now()
+            await self._record_run(report)
             log_event(
                 log,
                 "sync.finished" if report.ok else "sync.failed",
@@ -182,6 +185,23 @@ class Syncer:
                 error=report.error,
             )
             return report
+
+    async def _record_run(self, report: SyncReport) -> None:
+        """The run and the client's latency records, stored for the reliability circle."""
+        assert report.finished_at is not None
+        run = SyncRun(
+            report.started_at,
+            report.finished_at,
+            report.ok,
+            report.error,
+            orders=report.orders,
+            events=report.events,
+            leads=report.leads,
+            violations=report.violations,
+        )
+        timed = [(t.at, t.route, t.ms, t.ok) for t in self.client.take_latencies()]
+        async with self.db.transaction() as conn:
+            await add_sync_run(conn, run, timed)
 
     def _status(self, name: str) -> Status:
         """The canonical status of a CRM status name (UnknownStatus if none); names seen are remembered."""

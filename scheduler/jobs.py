@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.logs import log_event
 from bot.services import Services
 from circles.governance import drift
+from circles.reliability import health
 from circles.sales_ops import digests, dispatcher, kpi, orders, sla
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def register_jobs(scheduler: AsyncIOScheduler, services: Services, bikewerk: Bik
     add("decisions.effects", effect_sweep, every_minute, services)
     add("dispatch.tick", dispatch_tick, every_minute, services)
     add("governance.drift", governance_drift, every_minute, services)
+    add("reliability.health", reliability_health, every_minute, services)
     # More jobs go here, one `add(...)` each.
 
 
@@ -135,3 +137,7 @@ async def dispatch_tick(services: Services) -> None:
 
 async def governance_drift(services: Services) -> None:
     await drift.detect_drift(services, services.clock.now())
+
+
+async def reliability_health(services: Services) -> None:
+    await health.check_health(services, services.clock.now())

@@ -14,6 +14,7 @@ import aiohttp
 from bikewerk.client import BikeWerkClient, RetryPolicy
 from bikewerk.sync import Syncer, SyncReport
 from bot.services import Services
+from domain.policy import Policy
 from testkit.clocks import ManualClock
 from testkit.simulator import BikeWerkSimulator
 from tests.support.order_world import clock_of, make_services
@@ -47,11 +48,19 @@ class CrmWorld:
 
 
 @asynccontextmanager
-async def crm_world(tmp_path: Path, **simulator: Any) -> AsyncIterator[CrmWorld]:
-    services = await make_services(tmp_path)
+async def crm_world(
+    tmp_path: Path, *, policy: Policy | None = None, **simulator: Any
+) -> AsyncIterator[CrmWorld]:
+    services = await make_services(tmp_path, policy=policy)
     sim = BikeWerkSimulator(**{"seed": 1, "orders": 0, "managers": 0, **simulator}, clock=services.clock)
     url = await sim.start()
-    client = BikeWerkClient(url, retry=RetryPolicy(attempts=2, base_delay=0.01), sleep=_no_wait, timeout=2.0)
+    client = BikeWerkClient(
+        url,
+        retry=RetryPolicy(attempts=2, base_delay=0.01),
+        sleep=_no_wait,
+        timeout=2.0,
+        clock=services.clock,
+    )
     syncer = Syncer(
         services.db,
         client,
