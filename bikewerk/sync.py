@@ -1,8 +1,11 @@
 """The sync from the BikeWerk CRM into SQLite (SPEC §10), and `main.py sync [--once]`.
 
-One run (`Syncer.sync_once`) reads managers, then the status events, then the changed orders, then a workspace
-snapshot. Events come before orders so that an order whose status changed finds the instant it entered the new
-status among the stored events: its SLA visit starts then, not when the sync noticed.
+One run (`Syncer.sync_once`) reads managers, then the status events, then the changed orders, then the
+changed leads, then a workspace snapshot. Events come before orders so that an order whose status changed
+finds the instant it entered the new status among the stored events: its SLA visit starts then, not when the
+sync noticed. New orders are screened against the sanctions list in force as they are stored
+(circles/governance/sanctions.py); every run and the client's request latencies are stored (sync_runs,
+api_latency) for the reliability circle.
 
 Pages are fetched and validated by one task while another stores them, so network, JSON decoding and SQLite
 overlap. Each store is one transaction: the records go in with `executemany` and the feed's cursor moves in
@@ -36,8 +39,9 @@ import aiosqlite
 
 from backbone.signals import raise_signal
 from bikewerk import contract
-from bikewerk.client import BikeWerkClient, BikeWerkContractError, BikeWerkError
+from bikewerk.client import BikeWerkClient, BikeWerkContractError, BikeWerkError, BikeWerkHTTPError
 from bikewerk.contract import Page, Rejected
+from bikewerk.leads import Lead, iter_leads
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.logs import log_event
@@ -51,12 +55,14 @@ from storage import crm
 from storage.db import Database, ts
 from storage.governance import Party
 from storage.reliability import SyncRun, add_sync_run
+from storage.revenue import LeadRow, upsert_leads
 from storage.timers import open_visits_bulk
 
 log = logging.getLogger(__name__)
 
 ORDERS_CURSOR = "orders"
 EVENTS_CURSOR = "order_status_events"
+LEADS_CURSOR = "leads"
 PAGE_SIZE = 5000
 BATCH_RECORDS = 50_000  # status events stored in one transaction at most
 ORDER_WEIGHT = 5  # an order holds about as much memory as five events: its batches are five times smaller
@@ -87,7 +93,7 @@ class SyncReport:
 
 @dataclass(frozen=True)
 class SyncProgress:
-    stage: str  # managers | order_status_events | orders | workspace
+    stage: str  # managers | order_status_events | orders | leads | workspace
     pages: int
     records: int  # records received in this stage so far
     seconds: float  # since the stage started
@@ -156,6 +162,7 @@ class Syncer:
                 ("managers", self._sync_managers),
                 ("order_status_events", self._sync_events),
                 ("orders", self._sync_orders),
+                ("leads", self._sync_leads),
                 ("workspace", self._snapshot_workspace),
             )
             for source, stage in stages:
@@ -365,6 +372,32 @@ class Syncer:
         report.orders += len(rows)
         self._after_commit(raised)
 
+    # --- leads (SPEC §14) ---------------------------------------------------------------------------------
+
+    async def _sync_leads(self, report: SyncReport) -> None:
+        """Leads page by page, each page and the cursor in one transaction. A CRM without the leads endpoint
+        (404) has no funnel to sync: skipped, not a failed run."""
+        cursor = await crm.get_cursor(self.db.conn, LEADS_CURSOR)
+        started = time.monotonic()
+        pages = received = 0
+        try:
+            async with aclosing(iter_leads(self.client, cursor=cursor, limit=self.page_size)) as feed:
+                async for page in feed:
+                    now = self.clock.now()
+                    rows = [_lead(lead) for lead in page.records]
+                    async with self.db.transaction() as conn:
+                        await upsert_leads(conn, rows, now)
+                        raised = await self._keep_aside(conn, "leads", page.rejected, now, report)
+                        await crm.set_cursor(conn, LEADS_CURSOR, page.position, now)
+                    self._after_commit(raised)
+                    report.leads += len(rows)
+                    report.pages += 1
+                    pages, received = pages + 1, received + page.received
+        except BikeWerkHTTPError as exc:
+            if exc.status != 404:
+                raise
+        self._progress(SyncProgress("leads", pages, received, time.monotonic() - started, done=True))
+
     # --- workspace -----------------------------------------------------------------------------------------
 
     async def _snapshot_workspace(self, report: SyncReport) -> None:
@@ -525,6 +558,20 @@ def _manager(m: contract.Manager) -> Manager:
         active=m.active,
         capacity=m.capacity,
         timezone=m.timezone,
+    )
+
+
+def _lead(lead: Lead) -> LeadRow:
+    return LeadRow(
+        lead.id,
+        lead.created_at,
+        lead.updated_at,
+        lead.channel,
+        lead.checkout_at,
+        lead.booking_at,
+        lead.order_id,
+        lead.lost_at,
+        lead.cost_eur,
     )
 
 
