@@ -129,11 +129,11 @@ class ReliabilityPolicy(_Model):
 class RevenuePolicy(_Model):
     """[revenue]: the normal band of each channel's conversion and each stage's drop-off (issue 15)."""
 
-    band_weeks: int = Field(default=4, gt=0)  # the band is learned from this many weeks of daily values
-    band_sigmas: float = Field(default=3.0, gt=0)  # a day outside mean ± this many standard deviations
+    band_weeks: int = Field(default=4, gt=0)  # the band's rate is learned from this many weeks of days
+    band_sigmas: float = Field(default=3.0, gt=0)  # ± this many binomial standard deviations for the day
     band_min_width: float = Field(default=0.05, ge=0)  # the band is at least ± this much wide (a fraction)
     band_min_days: int = Field(default=7, gt=1)  # fewer days of history: no band yet, no signal
-    min_leads: int = Field(default=20, gt=0)  # a channel's day with fewer leads is not judged
+    min_leads: int = Field(default=20, gt=0)  # a day with fewer at the stage's start is not judged
 
 
 class Policy(_Model):

@@ -3,9 +3,10 @@ checkout, fewer booking, the booked ones becoming orders, the rest lost after a 
 seed; the CRM's clock decides what has happened so far (a lead created at 10:00 shows its checkout at 11:30
 only once the clock is past 11:30, and its `updated_at` moves with it, so an incremental sync sees it again).
 
-A channel can degrade (`degrade(channel, since, factor)`, or `POST /sim/leads/degrade`): leads of that channel
-created from `since` on reach the checkout and book with their usual probabilities times `factor` — the
-"channel that goes bad on some days" the revenue circle must notice.
+A channel can degrade (`degrade(channel, since, factor)`, or `POST /sim/leads/degrade`): its leads created
+from `since` on reach the checkout and book with their usual probabilities times `factor` (the "channel that
+goes bad on some days" the revenue circle must notice). A lead's dice are thrown once, its path is decided
+when it is served, so a degradation set at noon changes the morning's leads that have not moved yet too.
 """
 
 from __future__ import annotations
@@ -33,27 +34,35 @@ def _iso(instant: datetime) -> str:
 
 @dataclass
 class _Lead:
+    """A lead's dice, thrown once; its path through the funnel is decided when it is served, so a channel
+    degraded later still changes the leads created after `since` (the CRM shows them as they are then)."""
+
     index: int
     channel: str
     created: datetime
-    checkout: datetime | None
-    booking: datetime | None
-    ordered: bool
+    draws: tuple[float, float, float]  # the dice for checkout, booking, order
+    delays: tuple[float, float]  # minutes to the checkout, then to the booking
     cost: float
 
     @property
     def id(self) -> str:
         return f"L-{self.index + 1:06d}"
 
-    def as_of(self, now: datetime) -> dict[str, Any] | None:
-        """The record as the CRM shows it at `now` (None before the lead exists)."""
-        if self.created > now:
-            return None
-        checkout = self.checkout if self.checkout and self.checkout <= now else None
-        booking = self.booking if self.booking and self.booking <= now else None
-        lost = None
-        if booking is None and now - self.created >= LOST_AFTER:
-            lost = self.created + LOST_AFTER
+    def path(self, factor: float) -> tuple[datetime | None, datetime | None, bool]:
+        _, p_checkout, p_booking, p_order, _ = CHANNELS[self.channel]
+        if self.draws[0] >= p_checkout * factor:
+            return None, None, False
+        checkout = self.created + timedelta(minutes=self.delays[0])
+        if self.draws[1] >= p_booking * factor:
+            return checkout, None, False
+        return checkout, checkout + timedelta(minutes=self.delays[1]), self.draws[2] < p_order
+
+    def as_of(self, now: datetime, factor: float) -> dict[str, Any]:
+        """The record as the CRM shows it at `now` (the lead exists by then)."""
+        checkout, booking, ordered = self.path(factor)
+        checkout = checkout if checkout and checkout <= now else None
+        booking = booking if booking and booking <= now else None
+        lost = self.created + LOST_AFTER if booking is None and now - self.created >= LOST_AFTER else None
         changed = max(t for t in (self.created, checkout, booking, lost) if t is not None)
         return {
             "id": self.id,
@@ -62,17 +71,10 @@ class _Lead:
             "channel": self.channel,
             "checkout_at": _iso(checkout) if checkout else None,
             "booking_at": _iso(booking) if booking else None,
-            "order_id": f"BW-L{self.index + 1:06d}" if booking and self.ordered else None,
+            "order_id": f"BW-L{self.index + 1:06d}" if booking and ordered else None,
             "lost_at": _iso(lost) if lost else None,
             "cost_eur": self.cost,
         }
-
-    def changed_at(self, now: datetime) -> datetime:
-        record_times = [self.created]
-        record_times += [t for t in (self.checkout, self.booking) if t is not None and t <= now]
-        if self.booking is None and now - self.created >= LOST_AFTER:
-            record_times.append(self.created + LOST_AFTER)
-        return max(record_times)
 
 
 @dataclass
@@ -102,18 +104,12 @@ class LeadFunnel:
         while day <= now:
             rng = random.Random(f"{self.seed}:{day.date().isoformat()}")
             batch: list[_Lead] = []
-            for channel, (per_day, p_checkout, p_booking, p_order, cost) in CHANNELS.items():
+            for channel, (per_day, _, _, _, cost) in CHANNELS.items():
                 for _ in range(max(0, round(rng.gauss(per_day, per_day**0.5)))):
                     created = day + timedelta(seconds=rng.uniform(7 * 3600, 21 * 3600))
-                    factor = self._factor(channel, created)
-                    checkout = booking = None
-                    ordered = False
-                    if rng.random() < p_checkout * factor:
-                        checkout = created + timedelta(minutes=rng.uniform(5, 240))
-                        if rng.random() < p_booking * factor:
-                            booking = checkout + timedelta(minutes=rng.uniform(5, 240))
-                            ordered = rng.random() < p_order
-                    batch.append(_Lead(0, channel, created, checkout, booking, ordered, cost))
+                    draws = (rng.random(), rng.random(), rng.random())
+                    delays = (rng.uniform(5, 240), rng.uniform(5, 240))
+                    batch.append(_Lead(0, channel, created, draws, delays, cost))
             batch.sort(key=lambda lead: lead.created)
             for lead in batch:
                 lead.index = len(self._leads)
@@ -124,10 +120,14 @@ class LeadFunnel:
     def page(self, now: datetime, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str, bool]:
         """Leads changed after `cursor` ("<µs>.<index>" of the last one served), in change order."""
         self._generate(now)
-        feed = sorted(
-            (int(lead.changed_at(now).timestamp() * 1_000_000), lead.index)
+        records = {
+            lead.index: lead.as_of(now, self._factor(lead.channel, lead.created))
             for lead in self._leads
             if lead.created <= now
+        }
+        feed = sorted(
+            (int(datetime.fromisoformat(r["updated_at"].replace("Z", "+00:00")).timestamp() * 1e6), index)
+            for index, r in records.items()
         )
         after = (-1, -1)
         if cursor:
@@ -135,7 +135,6 @@ class LeadFunnel:
             after = (int(stamp), int(index))
         start = bisect.bisect_right(feed, after)
         chunk = feed[start : start + limit]
-        items = [self._leads[index].as_of(now) for _, index in chunk]
         last = chunk[-1] if chunk else after
         next_cursor = f"{last[0]}.{last[1]}" if last != (-1, -1) else "0.0"
-        return [item for item in items if item is not None], next_cursor, start + limit < len(feed)
+        return [records[index] for _, index in chunk], next_cursor, start + limit < len(feed)
