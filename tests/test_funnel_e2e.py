@@ -12,9 +12,16 @@ import aiohttp
 from bikewerk.sync import Syncer
 from bot.i18n import in_locale
 from circles.revenue.bands import watch_funnel
+from keyboards.circle_views import funnel_usage_text, health_refused_text
 from keyboards.signals import type_title
 from testkit.emulator import RateLimits
-from tests.support.harness import OWNER_ID, start_harness
+from tests.support.harness import ADMIN_ID, OWNER_ID, Harness, start_harness
+
+
+def _last(h: Harness, chat_id: int) -> str:
+    message = h.emulator.last_message(chat_id)
+    assert message is not None
+    return message.text or ""
 
 
 async def test_a_degraded_channel_reaches_the_owner_with_the_numbers(tmp_path: Path) -> None:
@@ -57,5 +64,25 @@ async def test_a_degraded_channel_reaches_the_owner_with_the_numbers(tmp_path: P
         ping = next(t for t in texts if title in t)
         assert "website" in ping and f"{found.value * 100:.1f} %" in ping
         assert f"{found.band.low * 100:.1f} %" in ping and midnight.date().isoformat() in ping
+
+        # /funnel days 2: the owner reads the two days per channel, with the conversion chart.
+        before = len(h.emulator.transcript(OWNER_ID))
+        h.emulator.send_text(OWNER_ID, "/funnel days 2")
+        await h.settle()
+        text, chart = h.emulator.transcript(OWNER_ID)[before:]
+        assert (text.kind, chart.kind) == ("text", "photo")
+        assert "website" in (text.text or "") and "instagram" in (text.text or "")
+        h.emulator.send_text(OWNER_ID, "/funnel days 500")
+        await h.settle()
+        with in_locale("ru"):
+            assert _last(h, OWNER_ID) == funnel_usage_text()
+
+        # /health: the admins see the reliability circle in one message; the owner is refused.
+        h.emulator.send_text(ADMIN_ID, "/health")
+        h.emulator.send_text(OWNER_ID, "/health")
+        await h.settle()
+        with in_locale("ru"):
+            assert _last(h, OWNER_ID) == health_refused_text()
+            assert "p95" in _last(h, ADMIN_ID)
     finally:
         await h.stop()

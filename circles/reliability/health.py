@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiosqlite
 
 from backbone.signals import Routing, raise_signal, resolve_signal
 from bot.logs import log_event
 from bot.services import Services
+from circles.reliability.kpi import reliability_kpis
 from domain.reliability import Finding, Observed, findings, percentile
 from storage import reliability as store
 from storage import signals as signal_store
@@ -109,3 +111,26 @@ async def check_health(services: Services, now: datetime) -> Health:
         services.wake_sender()
         log_event(log, "reliability.check", logging.WARNING if raised else logging.INFO, raised=raised)
     return Health(now, checks, found, raised, resolved)
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """`/health` for the admins: the conditions now and the circle's KPIs over the last 24 hours."""
+
+    at: datetime
+    findings: list[Finding]
+    kpis: dict[str, Any]
+    outbox_backlog: int
+    last_good_sync: datetime | None
+
+
+async def health_report(services: Services, now: datetime) -> HealthReport:
+    conn = services.db.conn
+    seen = await observe(conn, services, now)
+    return HealthReport(
+        at=now,
+        findings=findings(seen, services.policy.reliability),
+        kpis=await reliability_kpis(conn, (now - timedelta(hours=24), now + timedelta(microseconds=1))),
+        outbox_backlog=await store.outbox_backlog(conn),
+        last_good_sync=seen.last_good_sync,
+    )
