@@ -13,6 +13,7 @@ from pydantic.dataclasses import dataclass
 
 from bikewerk.client import BikeWerkClient, BikeWerkContractError
 from bikewerk.contract import ContractError, Money, OrdersPage, Page, RecordId, read_page
+from storage.revenue import LeadRow
 
 Channel = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=40)]
 PATH = "/api/crm/leads"
@@ -65,3 +66,18 @@ async def iter_leads(
     while page.more:
         page = await leads_page(client, cursor=page.position, limit=limit)
         yield page
+
+
+def lead_row(lead: Lead) -> LeadRow:
+    """A lead as stored."""
+    return LeadRow(
+        lead.id,
+        lead.created_at,
+        lead.updated_at,
+        lead.channel,
+        lead.checkout_at,
+        lead.booking_at,
+        lead.order_id,
+        lead.lost_at,
+        lead.cost_eur,
+    )
