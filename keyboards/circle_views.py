@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.i18n import _, ngettext
+from circles.digest_sections import CircleNews
 from circles.reliability.health import HealthReport
 from circles.revenue.charts import FunnelChartLabels
 from keyboards.circle_signals import stage_label
@@ -121,3 +122,57 @@ def funnel_usage_text() -> str:
 
 def funnel_refused_text() -> str:
     return _("Only the owner and admins can see /funnel.")
+
+
+# --- the digests' circle sections --------------------------------------------------------------------------
+
+
+def circle_news_text(news: CircleNews) -> str:
+    """The sections to append to a digest ("" when no circle has anything to say)."""
+    if news.empty:
+        return ""
+    lines: list[str] = [""]
+    if news.held_orders or news.drift_last_day or (news.coverage_last_day or 1) < 1:
+        lines.append(_("<b>Governance</b>"))
+        for order, entry, score in news.held_orders[:5]:
+            lines.append(
+                _("⛔ Order {order} held: sanctions list match {entry} ({score})").format(
+                    order=escape(order), entry=escape(entry), score=f"{score:g}"
+                )
+            )
+        if news.drift_last_day:
+            lines.append(
+                ngettext(
+                    "{count} process deviation in the CRM in the last day",
+                    "{count} process deviations in the CRM in the last day",
+                    news.drift_last_day,
+                ).format(count=news.drift_last_day)
+            )
+        if news.coverage_last_day is not None and news.coverage_last_day < 1:
+            lines.append(
+                _("Sanctions screening coverage: {share}").format(share=_pct(news.coverage_last_day))
+            )
+    if news.firing or news.incidents_last_day:
+        lines.append(_("<b>Reliability</b>"))
+        lines += [f"❗ {escape(type_title(kind))}" for kind in news.firing]
+        if news.incidents_last_day:
+            lines.append(
+                ngettext(
+                    "{count} incident in the last day",
+                    "{count} incidents in the last day",
+                    news.incidents_last_day,
+                ).format(count=news.incidents_last_day)
+            )
+    if news.revenue_alerts:
+        lines.append(_("<b>Revenue</b>"))
+        for kind, details in news.revenue_alerts[:5]:
+            subject = details.get("channel") or stage_label(str(details.get("stage", "")))
+            lines.append(
+                _("📉 {what}: {value} (normal {band}) since {since}").format(
+                    what=escape(f"{type_title(kind)} · {subject}"),
+                    value=_pct(details.get("value")),
+                    band=escape(str(details.get("band", "—"))),
+                    since=escape(str(details.get("since", "—"))),
+                )
+            )
+    return "\n".join(lines)

@@ -180,3 +180,13 @@ async def live_signal_ids(conn: aiosqlite.Connection, dedup_keys: Sequence[str])
         list(dedup_keys),
     )
     return {r[0]: int(r[1]) for r in rows}
+
+
+async def live_signals_like(conn: aiosqlite.Connection, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+    """(type, details) of the live signals whose type starts with `prefix` ("revenue.", "reliability.")."""
+    rows = await _fetch(
+        conn,
+        "SELECT type, details FROM ai_signals WHERE state <> 'resolved' AND type LIKE ? ORDER BY id",
+        (prefix + "%",),
+    )
+    return [(r[0], json.loads(r[1]) if r[1] else {}) for r in rows]

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.i18n import in_locale
+from circles.digest_sections import circle_news
 from circles.governance.kpi import governance_kpis
 from circles.governance.sanctions import ListRefused, import_list
 from circles.sales_ops.dispatcher import dispatch_pending
 from domain.sanctions import ListError, NameIndex, parse_list, skeleton
 from domain.statuses import Status
+from keyboards.circle_views import circle_news_text
 from tests.support.order_world import ADMIN, add_manager, add_order, clock_of, make_services, rows
 
 DATA = Path(__file__).parent / "data"
@@ -96,6 +99,13 @@ async def test_import_rescreens_open_orders_and_holds_a_hit_from_dispatch(tmp_pa
 
         dispatched = await dispatch_pending(services)
         assert list(dispatched.offered) == ["BW-2"]
+
+        # The digests' governance section names the held order until someone decides.
+        news = await circle_news(services, now)
+        assert news.held_orders == [("BW-1", "Владимир Петрович Иванов", 100.0)]
+        with in_locale("en"):
+            section = circle_news_text(news)
+        assert "Governance" in section and "BW-1" in section
 
         # The same file again changes nothing; the hit is not raised twice.
         again = await import_list(services.db, SMALL, now, threshold=90, settings=services.settings)

@@ -23,6 +23,7 @@ from backbone.signals import Routing
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
+from circles.digest_sections import circle_news
 from circles.sales_ops.charts import prune_charts, render_trend_chart
 from circles.sales_ops.kpi import (
     KpiOverview,
@@ -37,6 +38,7 @@ from circles.sales_ops.kpi import (
 from domain.dispatch import ManagerSnapshot, score
 from domain.kpi import Queue, Window, queues, retro_helped, retrospective
 from domain.statuses import Status
+from keyboards import circle_views
 from keyboards import digest as texts
 from storage import kpi as store
 from storage.messages import put_message
@@ -158,6 +160,7 @@ async def _send_owner_digest(
     if not chats:
         return []
     view = await owner_digest_view(services, now, report)
+    news = await circle_news(services, now)
     points = await trend(services, view.overview)
     day = local_day(now, services)
     charts_dir = services.settings.artifacts_dir / "charts"
@@ -166,6 +169,7 @@ async def _send_owner_digest(
         lang = await chat_language(db, chat, services.settings.default_language)
         with in_locale(lang):
             text, keyboard = texts.owner_digest_text(view), texts.owner_digest_keyboard()
+            text += circle_views.circle_news_text(news)  # governance, reliability, revenue (issue 15)
             labels, caption = texts.chart_labels(), texts.chart_caption(day)
         name = ref.replace(":", "-") + f"-{lang}.png"
         # The render takes a fifth of a second of CPU: off the event loop, so updates keep flowing.
@@ -250,8 +254,16 @@ async def send_leads_digest(services: Services, now: datetime) -> list[int]:
     if not chats:
         return []
     view = await leads_digest_view(services, now)
+    news = await circle_news(services, now)
     await _put_texts(
-        services, chats, ref, now, lambda: (texts.leads_digest_text(view), texts.leads_digest_keyboard())
+        services,
+        chats,
+        ref,
+        now,
+        lambda: (
+            texts.leads_digest_text(view) + circle_views.circle_news_text(news),
+            texts.leads_digest_keyboard(),
+        ),
     )
     log_event(log, "digest.leads", chats=chats, ref=ref)
     return chats
