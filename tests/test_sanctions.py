@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from backbone.commands import act
 from bot.i18n import in_locale
 from circles.digest_sections import circle_news
 from circles.governance.kpi import governance_kpis
 from circles.governance.sanctions import ListRefused, import_list
 from circles.sales_ops.dispatcher import dispatch_pending
 from domain.sanctions import ListError, NameIndex, parse_list, skeleton
+from domain.signals import Actor, DecideAction, SignalCommand
 from domain.statuses import Status
 from keyboards.circle_views import circle_news_text
 from tests.support.order_world import ADMIN, add_manager, add_order, clock_of, make_services, rows
@@ -148,5 +150,41 @@ async def test_coverage_is_the_share_of_new_orders_screened_against_the_list_in_
             1 / 3, abs=1e-4
         )  # the cancelled one was not open
         assert kpis["sanctions_list_version"] is not None
+    finally:
+        await services.db.close()
+
+
+async def test_a_confirmed_hit_cancels_the_order_and_a_cleared_one_stays_cleared(tmp_path: Path) -> None:
+    services = await make_services(tmp_path)
+    try:
+        now = services.clock.now()
+        await add_order(services, "BW-1", seller="Northwind Trading Ltd")
+        await add_order(services, "BW-2", client_name="Arkadij Schmurkin")
+        await import_list(services.db, SMALL, now, threshold=90, settings=services.settings)
+        holds = {
+            h["order_id"]: h["signal_id"] for h in await rows(services, "SELECT * FROM compliance_holds")
+        }
+        admin = Actor(ADMIN, staff=True, approver=True)
+
+        rejected = await act(
+            services, SignalCommand(holds["BW-1"], DecideAction.REJECT, "confirmed"), admin, now
+        )
+        approved = await act(
+            services, SignalCommand(holds["BW-2"], DecideAction.APPROVE, "namesake"), admin, now
+        )
+        assert rejected.refusal is None and approved.refusal is None
+        orders = {o["id"]: o["status"] for o in await rows(services, "SELECT id, status FROM orders")}
+        assert orders == {"BW-1": "cancelled", "BW-2": "pending_manager"}
+        outcomes = await rows(services, "SELECT order_id, outcome FROM compliance_holds ORDER BY order_id")
+        assert [(o["order_id"], o["outcome"]) for o in outcomes] == [
+            ("BW-1", "cancelled"),
+            ("BW-2", "false_positive"),
+        ]
+
+        # A new version of the list with the same entry does not hold the cleared order again.
+        changed = tmp_path / "list_v2.csv"
+        changed.write_bytes(SMALL.read_bytes() + b"test-extra,Person,Gleb Extraov,,,,,,,,,,Test List,,,\n")
+        report = await import_list(services.db, changed, now, threshold=90, settings=services.settings)
+        assert report.changed and report.screened == 1 and report.hits == 0  # BW-2 is the one open order
     finally:
         await services.db.close()
