@@ -331,6 +331,7 @@ class Syncer:
     # --- orders --------------------------------------------------------------------------------------------
 
     async def _sync_orders(self, report: SyncReport) -> None:
+        await self.screener.warm(self.db.conn)  # a new sanctions list is indexed before any transaction
         cursor = await crm.get_cursor(self.db.conn, ORDERS_CURSOR)
         known_managers = set(await crm.manager_telegram_ids(self.db.conn))
         await self._pump(
