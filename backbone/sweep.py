@@ -77,6 +77,10 @@ async def sweep_signals(services: Services, now: datetime) -> SignalSweepReport:
         report.no_progress += 1
     due_before = now - timedelta(hours=POSTMORTEM_DUE_HOURS)
     for critical in await store.critical_without_postmortem(db, due_before, _SWEEP_BATCH):
+        if not critical.kind.postmortem:  # settled by a human decision (a sanctions hit): no postmortem asked
+            async with db.transaction() as conn:
+                await store.update_signal(conn, critical.id, postmortem_flagged_at=now)
+            continue
         async with db.transaction() as conn:
             await raise_signal(
                 conn,

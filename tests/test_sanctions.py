@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from backbone.commands import act
+from backbone.sweep import sweep_signals
 from bot.i18n import in_locale
 from circles.digest_sections import circle_news
 from circles.governance.kpi import governance_kpis
@@ -186,5 +187,18 @@ async def test_a_confirmed_hit_cancels_the_order_and_a_cleared_one_stays_cleared
         changed.write_bytes(SMALL.read_bytes() + b"test-extra,Person,Gleb Extraov,,,,,,,,,,Test List,,,\n")
         report = await import_list(services.db, changed, now, threshold=90, settings=services.settings)
         assert report.changed and report.screened == 1 and report.hits == 0  # BW-2 is the one open order
+    finally:
+        await services.db.close()
+
+
+async def test_a_sanctions_hit_settled_by_a_decision_asks_for_no_postmortem(tmp_path: Path) -> None:
+    services = await make_services(tmp_path)
+    try:
+        await add_order(services, "BW-1", seller="Northwind Trading Ltd")
+        await import_list(services.db, SMALL, services.clock.now(), threshold=90, settings=services.settings)
+        clock_of(services).advance(timedelta(hours=25))
+        report = await sweep_signals(services, services.clock.now())
+        assert report.postmortems_missing == 0
+        assert await rows(services, "SELECT * FROM ai_signals WHERE type = 'postmortem.missing'") == []
     finally:
         await services.db.close()
