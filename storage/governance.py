@@ -295,14 +295,15 @@ async def last_event_id(conn: aiosqlite.Connection) -> int:
 
 
 async def approved_cancels(conn: aiosqlite.Connection, order_ids: Sequence[str]) -> set[str]:
-    """Orders with an approved cancel request (SPEC §6) or a sanctions review settled by cancelling."""
+    """Orders with an approved cancel request (SPEC §6) or a sanctions hit confirmed (rejected = cancel)."""
     if not order_ids:
         return set()
     marks = ",".join("?" * len(order_ids))
     rows = await _fetch(
         conn,
         f"SELECT DISTINCT order_id FROM ai_decisions WHERE order_id IN ({marks}) "
-        "AND action IN ('cancel', 'sanctions_review') AND state IN ('approved', 'rejected', 'done')",
+        "AND ((action = 'cancel' AND state = 'approved') "
+        "OR (action = 'sanctions_review' AND state = 'rejected'))",
         list(order_ids),
     )
     return {r[0] for r in rows}
