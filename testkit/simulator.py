@@ -707,6 +707,8 @@ class BikeWerkSimulator:
             self.clock.now(), request.query.get("cursor"), self._limit(request)
         )
         self.stats.records["leads"] += len(items)
+        if self._faulty_records():
+            items = [self._served("leads", item) for item in items]
         return _json({"items": items, "next_cursor": cursor, "has_more": more})
 
     async def _sim_degrade_leads(self, request: web.Request) -> web.Response:
@@ -910,6 +912,11 @@ _BREAKERS: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], ...]] = {
         lambda r: {**r, "name": ""},
         lambda r: {**r, "telegram_id": "not a number"},
     ),
+    "leads": (
+        lambda r: _without(r, "channel"),
+        lambda r: {**r, "created_at": "last tuesday"},
+        lambda r: {**r, "cost_eur": -5},
+    ),
 }
 
 
@@ -961,6 +968,7 @@ _DRIFTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "orders": _drift_order,
     "events": _drift_event,
     "managers": _drift_manager,
+    "leads": lambda r: {**r, "channel": str(r["channel"]).upper(), "utm": "spring"},
 }
 
 

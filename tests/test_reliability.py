@@ -90,3 +90,28 @@ async def test_malformed_records_make_a_burst_of_violations_with_a_sample(tmp_pa
             world.services.db.conn, (start, world.clock.now() + timedelta(seconds=1))
         )
         assert kpis["data_contract_violations"] == burst["records_last_hour"]
+
+
+async def test_malformed_leads_are_kept_aside_and_drifted_ones_read(tmp_path: Path) -> None:
+    async with crm_world(tmp_path, orders=0, lead_days=2) as world:
+        await world.post("/sim/faults", {"malformed_share": 0.2})
+        report = await world.sync()
+        kept = await rows(
+            world.services, "SELECT record_id, reason FROM contract_violations WHERE source = 'leads'"
+        )
+        served_bad = set(world.simulator.stats.malformed["leads"])
+        assert kept and {k["record_id"] for k in kept} == served_bad
+        stored = await rows(world.services, "SELECT count(*) AS n FROM leads")
+        assert stored[0]["n"] == report.leads > 0
+
+        await world.post("/sim/faults", {"drift": True})
+        world.clock.advance(timedelta(hours=30))  # every lead changed (lost or moved) since
+        await world.sync()
+        channels = await rows(world.services, "SELECT DISTINCT channel FROM leads ORDER BY channel")
+        assert {c["channel"] for c in channels} <= {
+            "website",
+            "instagram",
+            "telegram_ads",
+            "referral",
+            "marketplace",
+        }

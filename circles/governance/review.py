@@ -11,7 +11,6 @@ import aiosqlite
 
 from backbone.approvals import Settled, Verdict, register_settler
 from bot.services import Services
-from circles.sales_ops.orders import Actor, apply_status
 from domain.statuses import FINAL_STATUSES, Status
 from storage import governance as governance_store
 from storage import orders as order_store
@@ -21,7 +20,7 @@ from storage import signals as store
 async def settle_sanctions_review(
     conn: aiosqlite.Connection, services: Services, request: store.Decision, verdict: Verdict, now: datetime
 ) -> Settled:
-    admin = Actor(verdict.by, None).name
+    admin = f"admin:{verdict.by}"  # as circles.sales_ops.orders.Actor names an admin
     order = await order_store.get_order(conn, request.order_id) if request.order_id else None
     minutes = round((now - request.created_at).total_seconds() / 60)
     outcome = "false_positive" if verdict.approved else "cancelled"
@@ -33,6 +32,10 @@ async def settle_sanctions_review(
         await store.set_effect(conn, request.id, effect, now)
         return Settled(f"{verdict.comment or 'false positive'}; order released to dispatch", "carried_out")
     if order is not None and order.status not in FINAL_STATUSES:
+        # Imported here: the orders' use cases pull in aiogram (the card), which a sync process (this module
+        # is imported with the sync, which screens new orders) does not need; only the bot settles decisions.
+        from circles.sales_ops.orders import apply_status
+
         cancelled = await apply_status(
             conn, services, order, Status.CANCELLED, actor=admin, now=now, reason="sanctions hit confirmed"
         )

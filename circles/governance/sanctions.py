@@ -24,7 +24,6 @@ from pathlib import Path
 
 import aiosqlite
 
-from backbone.signals import request_approval
 from bot.config import Settings
 from bot.logs import log_event
 from circles.governance import review  # noqa: F401 - registers the settler of the requests made here
@@ -126,6 +125,9 @@ async def _hold(
     now: datetime,
     settings: Settings | None,
 ) -> None:
+    # Imported here: the signal texts pull in aiogram (~120 MB), which a sync process needs only for a hit.
+    from backbone.signals import request_approval
+
     hold_id = await store.add_hold(
         conn,
         order_id=order_id,
