@@ -228,7 +228,7 @@ class Syncer:
             except BikeWerkError as exc:
                 report.error = str(exc)  # the CRM is unreachable now: the periodic sync catches up
             else:
-                chunk = self._prepare_orders(page, set(await crm.manager_telegram_ids(self.db.conn)))
+                chunk = self._prepare_orders(page, set(await crm.manager_telegram_ids(self.db.reader)))
                 await self._store_orders(chunk, report, move_cursor=False)
             report.finished_at = self.clock.now()
             log_event(
@@ -281,7 +281,7 @@ class Syncer:
     # --- status events -------------------------------------------------------------------------------------
 
     async def _sync_events(self, report: SyncReport) -> None:
-        since = int(await crm.get_cursor(self.db.conn, EVENTS_CURSOR) or 0)
+        since = int(await crm.get_cursor(self.db.reader, EVENTS_CURSOR) or 0)
         await self._pump(
             EVENTS_CURSOR,
             self.client.iter_events(since_id=since, limit=self.page_size),
@@ -331,9 +331,9 @@ class Syncer:
     # --- orders --------------------------------------------------------------------------------------------
 
     async def _sync_orders(self, report: SyncReport) -> None:
-        await self.screener.warm(self.db.conn)  # a new sanctions list is indexed before any transaction
-        cursor = await crm.get_cursor(self.db.conn, ORDERS_CURSOR)
-        known_managers = set(await crm.manager_telegram_ids(self.db.conn))
+        await self.screener.warm(self.db.reader)  # a new sanctions list is indexed before any transaction
+        cursor = await crm.get_cursor(self.db.reader, ORDERS_CURSOR)
+        known_managers = set(await crm.manager_telegram_ids(self.db.reader))
         await self._pump(
             ORDERS_CURSOR,
             self.client.iter_orders(cursor=cursor, limit=self.page_size),
@@ -426,7 +426,7 @@ class Syncer:
     async def _sync_leads(self, report: SyncReport) -> None:
         """Leads page by page, each page and the cursor in one transaction. A CRM without the leads endpoint
         (404) has no funnel to sync: skipped, not a failed run."""
-        cursor = await crm.get_cursor(self.db.conn, LEADS_CURSOR)
+        cursor = await crm.get_cursor(self.db.reader, LEADS_CURSOR)
         started = time.monotonic()
         pages = received = 0
         try:
@@ -551,6 +551,7 @@ class Syncer:
             },
             raised_by="sync",
             settings=self.settings,
+            policy=self.policy,
         )
         report.violations += len(rejected)
         log_event(

@@ -36,7 +36,7 @@ class CircleNews:
 
 
 async def circle_news(services: Services, now: datetime) -> CircleNews:
-    conn = services.db.conn
+    conn = services.db.reader
     day_ago = now - timedelta(days=1)
     listed = await governance_store.list_in_force(conn)
     created, screened = await governance_store.screening_coverage(

@@ -44,7 +44,7 @@ from domain.calendar import WorkingCalendar
 from domain.dispatch import DispatchBoard, ManagerSnapshot
 from domain.kpi import Criterion, DurationStats, MetricKey
 from domain.policy import Clock, Policy, Severity
-from domain.signals import Level, escalate_level, initial_level, response_deadline
+from domain.signals import Ladder, Level, escalate_level, initial_level, response_deadline
 from domain.sla import VisitDeadlines, accept_deadline, plan_visit
 from domain.statuses import FINAL_STATUSES, Status, check_transition, next_steps
 
@@ -664,7 +664,7 @@ class _Run:
             severity,
             level,
             self._person_at(level, person),
-            response_deadline(severity, now, self.calendar.tz),
+            response_deadline(severity, now, self.calendar.tz, Ladder.of(self.policy.signals)),
         )
         self.signals.append(signal)
         order.signals.append(signal)
@@ -703,7 +703,9 @@ class _Run:
         if signal.resolved_at is not None or signal.level is not level or higher is None:
             return
         signal.level, signal.owner_person = higher, self._person_at(higher, signal.owner_person)
-        signal.deadline = response_deadline(signal.severity, now, self.calendar.tz)
+        signal.deadline = response_deadline(
+            signal.severity, now, self.calendar.tz, Ladder.of(self.policy.signals)
+        )
         self.counts["escalated_up"] += 1
         self._await_ack(order, signal, now)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from circles.reliability.health import check_health
 from circles.reliability.kpi import reliability_kpis
-from domain.policy import Policy, ReliabilityPolicy
+from domain.policy import Policy
 from domain.reliability import percentile
 from tests.support.crm_world import CrmWorld, crm_world
 from tests.support.order_world import ADMIN, rows
@@ -28,7 +28,9 @@ async def _signals(world: CrmWorld, type_: str) -> list[dict[str, object]]:
 
 
 async def test_a_slow_crm_raises_crm_slow_and_recovers(tmp_path: Path) -> None:
-    policy = Policy.default().model_copy(update={"reliability": ReliabilityPolicy(api_p95_bound_ms=150)})
+    shipped = Policy.default()
+    bound = shipped.reliability.model_copy(update={"api_p95_bound_ms": 150})
+    policy = shipped.model_copy(update={"reliability": bound})
     async with crm_world(tmp_path, policy=policy, orders=3) as world:
         start = world.clock.now()
         await world.post("/sim/faults", {"latency_ms": 250})

@@ -125,7 +125,7 @@ class HealthReport:
 
 
 async def health_report(services: Services, now: datetime) -> HealthReport:
-    conn = services.db.conn
+    conn = services.db.reader
     seen = await observe(conn, services, now)
     return HealthReport(
         at=now,

@@ -40,7 +40,7 @@ async def watch_funnel(services: Services, now: datetime) -> FunnelWatch:
     history = policy.band_weeks * 7
     start = datetime.combine(day - timedelta(days=history), time(0), tzinfo=tz)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
-    leads = facts(await store.leads_created(services.db.conn, start, end))
+    leads = facts(await store.leads_created(services.db.reader, start, end))
 
     def judge(series: dict[date, funnel.Daily], bad: Literal["below", "above"]) -> funnel.Excursion | None:
         return funnel.judge(

@@ -53,8 +53,8 @@ async def funnel_view(services: Services, days: int, now: datetime) -> FunnelVie
     today = now.astimezone(tz).date()
     first = today - timedelta(days=days - 1)
     start = datetime.combine(first, time(0), tzinfo=tz)
-    kpis = await revenue_kpis(services.db.conn, (start, now))
-    leads = facts(await store.leads_created(services.db.conn, start, now))
+    kpis = await revenue_kpis(services.db.reader, (start, now))
+    leads = facts(await store.leads_created(services.db.reader, start, now))
     dates = [first + timedelta(days=k) for k in range(days)]
     series = []
     for channel in funnel.by_channel(leads):

@@ -23,7 +23,6 @@ from backbone.signals import Routing, SignalRequest, raise_signals
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
-from domain.signals import STILL_ON_IT_REPLY_MINUTES
 from domain.sla import due_actions, still_on_it_at
 from domain.statuses import Status
 from keyboards import signals as cards
@@ -130,7 +129,9 @@ async def process_visits(
         )
         progress.append(store.Progress(visit.id, reminded_at, breached_at, stuck_at, next_due))
     if signals:
-        signal_ids = await raise_signals(conn, signals, now=now, settings=services.settings)
+        signal_ids = await raise_signals(
+            conn, signals, now=now, settings=services.settings, policy=services.policy
+        )
         await store.insert_violations(
             conn,
             [
@@ -235,7 +236,7 @@ async def _ask_checkin(
 ) -> None:
     assert visit.manager_telegram_id is not None
     person = visit.manager_telegram_id
-    reply_by = services.calendar.add_working_minutes(now, STILL_ON_IT_REPLY_MINUTES)
+    reply_by = services.calendar.add_working_minutes(now, services.policy.signals.still_on_it_reply_minutes)
     await signal_store.insert_checkin(
         conn, timer_id=visit.id, order_id=visit.order_id, telegram_id=person, asked_at=now, reply_by=reply_by
     )
