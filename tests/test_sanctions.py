@@ -6,6 +6,10 @@ coverage counts the orders screened against the list in force."""
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +28,7 @@ from domain.statuses import Status
 from keyboards.circle_views import circle_news_text
 from tests.support.order_world import ADMIN, add_manager, add_order, clock_of, make_services, rows
 
+ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 SMALL = DATA / "sanctions_small.csv"
 MALFORMED = DATA / "sanctions_malformed.csv"
@@ -202,3 +207,25 @@ async def test_a_sanctions_hit_settled_by_a_decision_asks_for_no_postmortem(tmp_
         assert await rows(services, "SELECT * FROM ai_signals WHERE type = 'postmortem.missing'") == []
     finally:
         await services.db.close()
+
+
+def test_the_import_command_refuses_a_malformed_list_with_exit_2_and_keeps_the_old_one(
+    tmp_path: Path,
+) -> None:
+    def run(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), "sanctions", "import", str(path)],
+            cwd=tmp_path,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DATABASE_PATH": str(tmp_path / "bot.db")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    first = run(SMALL)
+    assert first.returncode == 0 and "4 entries" in first.stdout, first.stderr
+    refused = run(MALFORMED)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "line 3: 13 fields, the header has 16; the list in force stays" in refused.stderr
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        assert db.execute("SELECT entries FROM sanctions_lists WHERE in_force = 1").fetchall() == [(4,)]
