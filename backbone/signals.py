@@ -23,6 +23,7 @@ from backbone.decisions import SYSTEM, record_decision
 from bot.config import Settings
 from bot.i18n import in_locale
 from bot.logs import log_event
+from domain.orchestration import next_rung
 from domain.policy import Policy, Severity
 from domain.signals import (
     APPROVAL_ACTIONS,
@@ -32,7 +33,6 @@ from domain.signals import (
     Signal,
     arbitrate,
     chats_for,
-    escalate_level,
     initial_level,
     owner_at,
     response_deadline,
@@ -509,9 +509,10 @@ async def escalate(
 ) -> Signal | None:
     """One rung up the ladder: the next level owns it, is pinged, and has a fresh response deadline.
     None at the top (nothing changes then)."""
-    level = escalate_level(signal.escalation_level)
-    if level is None:
+    rung = next_rung(signal.severity, signal.escalation_level, now, routing.tz, signal.ladder)
+    if rung is None:
         return None
+    level = rung.level
     contacts = contacts_of(signal, routing)
     owner = owner_at(level, signal.owner_person, contacts)
     updated = await change_signal(
@@ -527,7 +528,7 @@ async def escalate(
         acked_by=None,
         snoozed_until=None,
         still_on_it_asked_at=None,
-        deadline_at=response_deadline(signal.severity, now, routing.tz, signal.ladder),
+        deadline_at=rung.deadline,
     )
     await record_decision(
         conn,

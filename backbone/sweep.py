@@ -13,6 +13,7 @@ from backbone.decisions import SYSTEM, record_decision
 from backbone.signals import Routing, change_signal, escalate, put_rendered, raise_signal, reopen, still_ref
 from bot.logs import log_event
 from bot.services import Services
+from domain.orchestration import signal_overdue
 from domain.signals import Signal, chats_for
 from keyboards import signals as cards
 from storage import signals as store
@@ -107,7 +108,7 @@ async def _sweep_one(
     now: datetime,
     report: SignalSweepReport,
 ) -> None:
-    if signal.state == "open":
+    if signal_overdue(state=signal.state, deadline=signal.deadline_at, now=now):
         if (
             await escalate(
                 conn,

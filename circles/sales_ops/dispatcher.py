@@ -32,6 +32,7 @@ from bot.services import Services
 from circles.sales_ops.orders import ActionRefused, apply_status, card_ref, load_order, put_card
 from domain.dispatch import Candidate, DispatchBoard, ManagerSnapshot, on_shift, score
 from domain.models import Order
+from domain.orchestration import offer_expired, pick_managers
 from domain.orders import DECLINE_REASONS
 from domain.sla import accept_deadline
 from domain.statuses import Status
@@ -149,13 +150,14 @@ class _Pass:
     async def offer(self, batch: Sequence[Order]) -> None:
         first_id = await store.next_assignment_id(self.conn)
         offers: list[NewOffer] = []
-        for order in batch:
-            excluded = self.refused.get(order.id, _NOBODY)
-            chosen = self.board.best(excluded | self.unreachable if self.unreachable else excluded)
+        refused = {order.id: self.refused.get(order.id, _NOBODY) for order in batch}
+        unreachable = self.unreachable
+        waiting = ((o.id, refused[o.id] | unreachable if unreachable else refused[o.id]) for o in batch)
+        for order, (_, chosen) in zip(batch, pick_managers(self.board, waiting, self.now), strict=True):
             if chosen is None:
                 self.unassigned.append(order)
                 continue
-            reference = store.offer_reference(await self._pass_id(), len(self.picked), excluded)
+            reference = store.offer_reference(await self._pass_id(), len(self.picked), refused[order.id])
             offers.append(
                 NewOffer(
                     first_id + len(offers),
@@ -168,7 +170,6 @@ class _Pass:
                 )
             )
             self.picked.append(chosen.manager_id)
-            self.board.record_assignment(chosen.manager_id, self.now)
         if offers:
             await self._write(offers, {o.id: o for o in batch})
             self.report.offered.update((o.order_id, o.manager_id) for o in offers)
@@ -252,6 +253,8 @@ async def expire_offers(services: Services) -> list[tuple[str, str]]:
     async with services.db.transaction() as conn:
         expired = []
         for offer in await store.due_offers(conn, now):
+            if not offer_expired(state=offer.state, expires_at=offer.expires_at, now=now):
+                continue
             if not await store.answer(conn, offer.id, "expired", now):
                 continue
             expired.append((offer.order_id, offer.manager_id))

@@ -23,6 +23,7 @@ from backbone.signals import Routing, SignalRequest, raise_signals
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
+from domain.orchestration import next_due
 from domain.sla import due_actions, still_on_it_at
 from domain.statuses import Status
 from keyboards import signals as cards
@@ -119,7 +120,7 @@ async def process_visits(
             await _ask_checkin(conn, services, visit, routing, now)
             asked = True
             report.checkins += 1
-        next_due = _next_due(
+        due_next = _next_due(
             services,
             visit,
             reminded=visit.reminded or reminded_at is not None,
@@ -127,7 +128,7 @@ async def process_visits(
             stuck=visit.stuck_signalled or stuck_at is not None,
             asked=asked,
         )
-        progress.append(store.Progress(visit.id, reminded_at, breached_at, stuck_at, next_due))
+        progress.append(store.Progress(visit.id, reminded_at, breached_at, stuck_at, due_next))
     if signals:
         signal_ids = await raise_signals(
             conn, signals, now=now, settings=services.settings, policy=services.policy
@@ -151,14 +152,8 @@ def _checkin_applies(visit: store.DueVisit) -> bool:
 def _next_due(
     services: Services, visit: store.DueVisit, *, reminded: bool, breached: bool, stuck: bool, asked: bool
 ) -> datetime | None:
-    pending = []
-    if not breached:
-        pending.append(visit.breach_at if reminded else visit.reminder_at)
-    if not stuck:
-        pending.append(visit.stuck_at)
-    if _checkin_applies(visit) and not asked:
-        pending.append(_checkin_at(services, visit.entered_at))
-    return min(pending, default=None)
+    checkin_at = _checkin_at(services, visit.entered_at) if _checkin_applies(visit) and not asked else None
+    return next_due(visit, reminded=reminded, breached=breached, stuck_signalled=stuck, checkin_at=checkin_at)
 
 
 def _owner_chats(visit: store.DueVisit, routing: Routing) -> list[int]:
