@@ -11,6 +11,7 @@ import aiosqlite
 
 from backbone.approvals import Settled, Verdict, register_settler
 from bot.services import Services
+from domain.actors import Actor
 from domain.statuses import FINAL_STATUSES, Status
 from storage import governance as governance_store
 from storage import orders as order_store
@@ -20,7 +21,7 @@ from storage import signals as store
 async def settle_sanctions_review(
     conn: aiosqlite.Connection, services: Services, request: store.Decision, verdict: Verdict, now: datetime
 ) -> Settled:
-    admin = f"admin:{verdict.by}"  # as circles.sales_ops.orders.Actor names an admin
+    admin = Actor(verdict.by).name
     order = await order_store.get_order(conn, request.order_id) if request.order_id else None
     minutes = round((now - request.created_at).total_seconds() / 60)
     outcome = "false_positive" if verdict.approved else "cancelled"
