@@ -6,9 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import aiosqlite
-
-from storage.db import Database, StorageError
+from storage.db import Database, StorageError, open_reader
 
 
 async def open_readonly(path: Path | str) -> Database:
@@ -18,15 +16,8 @@ async def open_readonly(path: Path | str) -> Database:
     if not path.exists():
         raise StorageError(f"the database {path} does not exist; run `python main.py migrate` first")
     try:
-        conn = await aiosqlite.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the database {path} read-only: {exc}") from exc
-    conn.row_factory = aiosqlite.Row
-    try:
-        await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.execute("PRAGMA query_only=ON")
+        conn = await open_reader(path)
         await conn.execute("SELECT 1 FROM schema_migrations LIMIT 1")
     except sqlite3.Error as exc:
-        await conn.close()
-        raise StorageError(f"cannot read the database {path}: {exc}") from exc
-    return Database(path, conn, None)
+        raise StorageError(f"cannot read the database {path} read-only: {exc}") from exc
+    return Database(path, conn, None, conn)
