@@ -61,6 +61,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_ARGS = 0, 1, 2
 DEFAULT_SPEED = 540.0  # simulated seconds per real second: a 9-hour working day in a minute
 DEFAULT_DAYS = 2.0
 ORDERS_PER_DAY = 10
+DIGEST_CHARTS = 2  # the queue and breaches chart, the margin chart
 TICK_SECONDS = 0.1  # real time between two rounds of jobs and people
 TIMEZONE = "Europe/Berlin"
 ADMIN, OWNER, LEAD = 100, 200, 301
@@ -547,12 +548,18 @@ class Demo:
 
 
 def _digest(messages: Sequence[BotMessage]) -> list[BotMessage]:
-    """The morning digest among the owner's messages: its chart (the last photo) and the text sent before it
-    (pings about signals may arrive in the same chat in between runs, never between these two)."""
-    photos = [index for index, message in enumerate(messages) if message.kind == "photo"]
-    if not photos or photos[-1] == 0:
-        return []
-    return [messages[photos[-1] - 1], messages[photos[-1]]]
+    """The morning digest among the owner's messages: its text and the charts sent right after it (the queue
+    chart and the margin chart; pings about signals may arrive in the same chat between runs, never between
+    these). Empty until both charts arrived."""
+    charts = 0
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].kind == "photo":
+            charts += 1
+        elif charts >= DIGEST_CHARTS:
+            return list(messages[index : index + 1 + charts])
+        else:
+            charts = 0
+    return []
 
 
 def _working_minutes(calendar: WorkingCalendar, opens: datetime) -> float:
