@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from domain.autopilot import AutopilotPolicy
 from domain.calendar import WorkingCalendar
 from domain.statuses import OPEN_STATUSES, STATUS_ORDER, Status
 
@@ -120,6 +121,7 @@ class Policy(_Model):
     still_on_it_minutes: int = Field(default=240, gt=0)
     crm_status_aliases: dict[str, Status] = Field(default_factory=dict)
     load_weights: dict[Status, float] = Field(default_factory=lambda: dict(DEFAULT_LOAD_WEIGHTS))
+    autopilot: AutopilotPolicy = Field(default_factory=AutopilotPolicy)  # [autopilot] (issue 18)
 
     @field_validator("budgets")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, checklist, common, digest, manager, signals
+from handlers import admin, checklist, common, digest, manager, panel, signals
 
 
 def routers() -> list[Router]:
@@ -16,5 +16,6 @@ def routers() -> list[Router]:
         signals.router(),
         admin.router(),
         digest.router(),
+        panel.router(),
         common.fallback_router(),  # keep last: answers what no router above handled
     ]

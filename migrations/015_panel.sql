@@ -30,4 +30,4 @@ CREATE TABLE autopilot_modes (
     changed_at TEXT NOT NULL,
     reason     TEXT NOT NULL
 );
-CREATE INDEX ai_decisions_auto_action ON ai_decisions(action, created_at) WHERE kind = 'auto';
+CREATE INDEX ai_decisions_auto ON ai_decisions(created_at) WHERE kind = 'auto';

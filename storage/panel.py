@@ -201,3 +201,27 @@ async def order_history(source: Source, order_id: str) -> OrderHistory:
 async def artifact(source: Source, artifact_id: int) -> dict[str, Any] | None:
     rows = await _rows(source, "SELECT * FROM artifacts WHERE id = ?", (artifact_id,))
     return dict(rows[0]) if rows else None
+
+
+async def decisions_since(source: Source, actions: tuple[str, ...], since: datetime) -> list[Decision]:
+    """Decisions of the given actions taken since `since`, oldest first."""
+    marks = ", ".join("?" * len(actions))
+    rows = await _rows(
+        source,
+        f"SELECT * FROM ai_decisions WHERE action IN ({marks}) AND created_at >= ? ORDER BY id",
+        [*actions, ts(since)],
+    )
+    return [_decision(r) for r in rows]
+
+
+async def signal_counts_since(source: Source, since: datetime) -> tuple[int, int]:
+    """(raised, resolved) signals since `since`."""
+    rows = await _rows(
+        source,
+        """
+        SELECT (SELECT COUNT(*) FROM ai_signals WHERE raised_at >= ?),
+               (SELECT COUNT(*) FROM ai_signals WHERE resolved_at >= ?)
+        """,
+        (ts(since), ts(since)),
+    )
+    return int(rows[0][0]), int(rows[0][1])
