@@ -27,6 +27,7 @@ from bot.config import Settings
 from bot.logs import log_event
 from bot.services import Services
 from circles.sales_ops import digests, dispatcher, kpi, orders, sla
+from circles.strategy import daily as strategy
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,13 @@ def register_jobs(
     add("signals.sweep", signal_sweep, every_minute, services)
     add("decisions.effects", effect_sweep, every_minute, services)
     add("dispatch.tick", dispatch_tick, every_minute, services)
+    # The AI-CEO's day (the autopilot's review, then the summary to the owner), just after the digests.
+    add(
+        "strategy.daily",
+        strategy_daily,
+        CronTrigger(hour=hour, minute=minute, second=30, timezone=tz),
+        services,
+    )
     # More jobs go here, one `add(...)` each.
 
 
@@ -172,3 +180,7 @@ async def effect_sweep(services: Services) -> None:
 
 async def dispatch_tick(services: Services) -> None:
     await dispatcher.dispatch_tick(services)
+
+
+async def strategy_daily(services: Services) -> None:
+    await strategy.run_daily(services, services.clock.now())

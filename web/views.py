@@ -37,6 +37,7 @@ from domain.signals import (
     SignalCommand,
     signal_type,
 )
+from keyboards import autopilot as autopilot_texts
 from keyboards import signals as cards
 from keyboards.digest import value_text
 from storage import panel as store
@@ -410,7 +411,10 @@ async def retro_page(request: web.Request, page: Page) -> web.StreamResponse:
             name: bars([(cards.type_title(g.type), len(g.signals), g.helped.part) for g in groups])
             for name, groups in circles.items()
         }
-        autopilot = await week_report(services, view.window.start, view.window.end)
+        autopilot = [
+            {**row, "label": autopilot_texts.action_label(row["action"])}
+            for row in await week_report(services, view.window.start, view.window.end)
+        ]
     return _render(
         request,
         page,

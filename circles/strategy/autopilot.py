@@ -134,7 +134,6 @@ async def week_report(services: Services, start: datetime, end: datetime) -> lis
         rows.append(
             {
                 "action": action,
-                "label": texts.action_label(action),
                 "ran": len(runs),
                 "helped": sum(1 for h in helped if h),
                 "known": sum(1 for h in helped if h is not None),
