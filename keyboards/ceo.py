@@ -39,7 +39,7 @@ def ceo_text(summary: CeoSummary, tz: ZoneInfo, panel_url: str | None) -> str:
         for circle, signals in summary.urgent.items():
             lines.append(
                 ngettext("{circle}: {n} signal", "{circle}: {n} signals", len(signals)).format(
-                    circle=escape(circle), n=len(signals)
+                    circle=escape(circle_label(circle)), n=len(signals)
                 )
             )
             for signal in signals[:MAX_LINES]:
@@ -55,7 +55,7 @@ def ceo_text(summary: CeoSummary, tz: ZoneInfo, panel_url: str | None) -> str:
     lines.append("")
     lines.append(_("<b>Circles: KPIs now (goal · baseline)</b>"))
     for report in summary.circles:
-        lines.append(f"<b>{escape(report.circle)}</b>")
+        lines.append(f"<b>{escape(circle_label(report.circle))}</b>")
         for kpi in report.kpis:
             mark = {True: "✅", False: "❌", None: "·"}[kpi.met]
             lines.append(
@@ -77,7 +77,7 @@ def ceo_text(summary: CeoSummary, tz: ZoneInfo, panel_url: str | None) -> str:
     for circle, kpi in summary.changes[:MAX_LINES]:
         lines.append(
             _("• {circle} · {label}: {before} → {after}").format(
-                circle=escape(circle),
+                circle=escape(circle_label(circle)),
                 label=escape(kpi.label),
                 before=value_text(kpi.yesterday, kpi.kind),
                 after=value_text(kpi.value, kpi.kind),
@@ -125,3 +125,26 @@ def web_link_text(url: str, minutes: int) -> str:
     return _('🔐 <a href="{url}">Sign in to the panel</a>. {valid} Do not forward it.\n{url}').format(
         url=escape(url), valid=valid
     )
+
+
+def circle_label(circle: str) -> str:
+    """A circle's name as people call it (SPEC §12); signal circles of older names map onto them."""
+    labels = {
+        "sales_ops": _("Sales operations (AI head of sales)"),
+        "unit_economics": _("Unit economics (AI-CFO)"),
+        "finance": _("Unit economics (AI-CFO)"),
+        "quality": _("Trust and quality"),
+        "revenue": _("Revenue (AI-CRO)"),
+        "growth": _("Revenue (AI-CRO)"),
+        "reliability": _("Reliability (AI-CTO/SRE)"),
+        "platform": _("Reliability (AI-CTO/SRE)"),
+        "governance": _("Governance (AI-GRC)"),
+        "compliance": _("Governance (AI-GRC)"),
+        "strategy": _("Strategy (AI-CEO)"),
+    }
+    return labels.get(circle, circle)
+
+
+def role_label(role: str) -> str:
+    labels = {"owner": _("the owner"), "lead": _("leads"), "admin": _("admins")}
+    return labels.get(role, role)

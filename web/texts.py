@@ -8,7 +8,10 @@ from typing import Any
 
 from bot.i18n import _, ngettext
 from domain.statuses import Status
+from keyboards.ceo import circle_label, role_label
 from keyboards.orders import status_label
+
+__all__ = ["circle_label", "role_label"]
 
 
 def labels() -> dict[str, str]:
@@ -138,26 +141,3 @@ def flash_done(action: str, signal_id: int) -> str:
         "reassign": _("Signal #{id} reassigned; its pings in Telegram are updated."),
     }
     return texts.get(action, "").format(id=signal_id)
-
-
-def circle_label(circle: str) -> str:
-    """A circle's name as people call it (SPEC §12); signal circles of older names map onto them."""
-    labels = {
-        "sales_ops": _("Sales operations (AI head of sales)"),
-        "unit_economics": _("Unit economics (AI-CFO)"),
-        "finance": _("Unit economics (AI-CFO)"),
-        "quality": _("Trust and quality"),
-        "revenue": _("Revenue (AI-CRO)"),
-        "growth": _("Revenue (AI-CRO)"),
-        "reliability": _("Reliability (AI-CTO/SRE)"),
-        "platform": _("Reliability (AI-CTO/SRE)"),
-        "governance": _("Governance (AI-GRC)"),
-        "compliance": _("Governance (AI-GRC)"),
-        "strategy": _("Strategy (AI-CEO)"),
-    }
-    return labels.get(circle, circle)
-
-
-def role_label(role: str) -> str:
-    labels = {"owner": _("the owner"), "lead": _("leads"), "admin": _("admins")}
-    return labels.get(role, role)
