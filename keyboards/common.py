@@ -39,10 +39,13 @@ ROLE_COMMANDS: dict[Role, list[Command]] = {
     Role.LEAD: [
         ("signals", __("open signals")),
         ("order", __("ID: an order, its history and why it went to its manager")),
+        ("web", __("a one-time sign-in link to the admin panel")),
     ],
     Role.OWNER: [
         ("kpi", __("the KPIs now")),
         ("digest", __("the morning digest now")),
+        ("ceo", __("the AI-CEO summary over all circles")),
+        ("web", __("a one-time sign-in link to the admin panel")),
     ],
     Role.ADMIN: [
         ("signals", __("open signals, filtered")),
@@ -57,6 +60,8 @@ ROLE_COMMANDS: dict[Role, list[Command]] = {
         ("kpi", __("the KPIs now")),
         ("digest", __("the morning digest now")),
         ("link", __("MANAGER_ID: a one-time code to link a manager's Telegram")),
+        ("ceo", __("the AI-CEO summary over all circles")),
+        ("web", __("a one-time sign-in link to the admin panel")),
     ],
 }
 ROLE_ORDER = (Role.ADMIN, Role.OWNER, Role.LEAD, Role.MANAGER)
