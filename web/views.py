@@ -13,13 +13,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from backbone.commands import act
+from backbone.commands import Refusal, act
 from bot.i18n import in_locale
 from bot.roles import Role
 from bot.services import Services
@@ -312,7 +312,7 @@ def _flash(request: web.Request, signal_id: int) -> tuple[str, str] | None:
     done, refused = request.query.get("done", ""), request.query.get("refused", "")
     if done in PAGE_ACTIONS:
         return "ok", texts.flash_done(done, signal_id)
-    if refused and refused.isidentifier() and len(refused) < 40:
+    if refused in get_args(Refusal):
         action = PAGE_ACTIONS.get(request.query.get("action", ""), DecideAction.ACK)
         return "refused", cards.refusal_text(refused, SignalCommand(signal_id, action))
     return None
