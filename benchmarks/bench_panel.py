@@ -27,7 +27,7 @@ from aiohttp import web
 
 from bot.config import load_settings
 from bot.services import Services
-from domain.policy import Policy, calendar_for
+from domain.policy import Policy, Severity, calendar_for
 from storage.db import Database
 from storage.signals import NewSignal, insert_decision, insert_signals, update_signal
 from testkit.clocks import ManualClock
@@ -38,7 +38,7 @@ TARGET_MS = 500.0
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 ADMIN = 100
 TYPES = ("sla.breach", "order.stuck_72h", "order.unassigned", "order.no_progress", "quality.severe_defect")
-SEVERITIES = ("critical", "high", "medium", "low")
+SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
 
 
 async def fill(db: Database, signals: int, open_share: float, seed: int) -> None:
