@@ -85,3 +85,12 @@ async def test_signals_of_one_priority_class_are_ordered_not_parked(h: Harness) 
             settings=services.settings,
         )
     assert all(s.parked_by is None for s in await h.world.signals())
+
+
+async def test_a_hold_raised_after_the_breach_parks_it_too(h: Harness) -> None:
+    await breach(h)
+    breach_id = next(s.id for s in await h.world.signals() if s.type == "sla.breach")
+    hold = await _hold(h)
+    parked = {s.id: s for s in await h.world.signals()}[breach_id]
+    assert parked.parked_by == hold and parked.parked_reason == "compliance.hold"
+    await h.shown(LEADS_CHAT, f"Parked while #{hold} (Compliance hold) is open")
