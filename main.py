@@ -69,7 +69,18 @@ def _build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--warmup-days", type=int, default=7, help="simulated before --start, not measured")
     simulate.add_argument("--capacity", type=int, default=None, help="each manager's capacity")
     simulate.add_argument("--profile", type=Path, default=None, help="TOML: weekday/hour weights, managers")
-    simulate.add_argument("--replay", type=Path, default=None, help="a bot database whose orders to replay")
+    simulate.add_argument(
+        "--replay", type=Path, default=None, help="a bot database: replay its orders, fit its people and time"
+    )
+    simulate.add_argument("--seeds", type=int, default=5, help="seeds to run for the ranges (from --seed on)")
+    simulate.add_argument(
+        "--backtest",
+        type=Path,
+        default=None,
+        help="a bot database: predict its last days from the ones before",
+    )
+    simulate.add_argument("--holdout-days", type=int, default=14, help="--backtest: days held out")
+    simulate.add_argument("--json", action="store_true", help="--backtest: print JSON only")
     return parser
 
 

@@ -24,9 +24,8 @@ from backbone.signals import (
 )
 from bot.logs import log_event
 from bot.services import Services
+from domain.actors import Actor
 from domain.signals import (
-    SNOOZE_HOURS,
-    Actor,
     DecideAction,
     Level,
     Signal,
@@ -128,7 +127,8 @@ async def _acknowledge(ctx: _Context, signal: Signal, command: SignalCommand) ->
 
 
 async def _snooze(ctx: _Context, signal: Signal, command: SignalCommand) -> Outcome:
-    until = ctx.now + timedelta(hours=SNOOZE_HOURS[command.action])
+    hours = signal.ladder.snooze_hours(command.action) or 0
+    until = ctx.now + timedelta(hours=hours)
     user = ctx.actor.user_id
     updated = await change_signal(
         ctx.conn,
@@ -148,7 +148,7 @@ async def _snooze(ctx: _Context, signal: Signal, command: SignalCommand) -> Outc
         ctx,
         signal,
         "snooze",
-        command.comment or f"snoozed for {SNOOZE_HOURS[command.action]} h",
+        command.comment or f"snoozed for {hours} h",
         {"until": until.isoformat()},
     )
     return Outcome(updated)
@@ -214,7 +214,7 @@ async def _reassign(ctx: _Context, signal: Signal, command: SignalCommand) -> Ou
         acked_by=None,
         snoozed_until=None,
         still_on_it_asked_at=None,
-        deadline_at=response_deadline(signal.severity, ctx.now, ctx.routing.tz),
+        deadline_at=response_deadline(signal.severity, ctx.now, ctx.routing.tz, signal.ladder),
     )
     await _decide(
         ctx,

@@ -4,7 +4,7 @@ what and why, and later its observed effect.
 Automatic decisions are only the low-risk ones (a reminder, a reassignment after an accept timeout, an
 escalation); cancel, compensation and bulk reassignment are recorded as `pending_approval` and wait for an
 admin (`backbone.signals.request_approval`, `/decide ID approve|reject`). `sweep_effects` fills in the effect:
-whether the order moved on within `EFFECT_WINDOW_MINUTES` of the decision.
+whether the order moved on within the policy's `signals.effect_window_minutes` of the decision.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import aiosqlite
 
 from bot.logs import log_event
 from bot.services import Services
-from domain.signals import EFFECT_WINDOW_MINUTES
 from storage import signals as store
 
 log = logging.getLogger(__name__)
@@ -114,14 +113,14 @@ async def approved_requests(source: store.Source, signal_id: int) -> bool:
 
 
 def _effect(
-    decision: store.Decision, change: store.StatusChange | None, now: datetime
+    decision: store.Decision, change: store.StatusChange | None, now: datetime, window_minutes: int
 ) -> dict[str, Any] | None:
-    window = timedelta(minutes=EFFECT_WINDOW_MINUTES)
+    window = timedelta(minutes=window_minutes)
     if change is not None and change.at <= decision.created_at + window:
         minutes = round((change.at - decision.created_at).total_seconds() / 60)
         return {"moved_to": change.to_status, "minutes": minutes}
     if now >= decision.created_at + window:
-        return {"moved_to": None, "minutes": EFFECT_WINDOW_MINUTES}
+        return {"moved_to": None, "minutes": window_minutes}
     return None  # still inside the window and nothing happened yet
 
 
@@ -136,7 +135,7 @@ async def sweep_effects(services: Services, now: datetime) -> int:
             break
         assert decision.order_id is not None
         change = await store.first_status_change_after(services.db, decision.order_id, decision.created_at)
-        effect = _effect(decision, change, now)
+        effect = _effect(decision, change, now, services.policy.signals.effect_window_minutes)
         if effect is not None:
             effects.append((decision.id, effect))
     if effects:

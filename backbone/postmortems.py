@@ -17,8 +17,7 @@ from backbone.decisions import actor_of, record_decision
 from backbone.signals import Routing, resolve_signal
 from bot.logs import log_event
 from bot.services import Services
-from domain.signals import Signal
-from keyboards.signals import MAX_POSTMORTEM_ANSWER
+from domain.signals import MAX_POSTMORTEM_ANSWER, Signal
 from storage import signals as store
 
 log = logging.getLogger(__name__)

@@ -23,15 +23,16 @@ from backbone.decisions import SYSTEM, record_decision
 from bot.config import Settings
 from bot.i18n import in_locale
 from bot.logs import log_event
-from domain.policy import Severity
+from domain.orchestration import next_rung
+from domain.policy import Policy, Severity
 from domain.signals import (
     APPROVAL_ACTIONS,
     Contacts,
+    Ladder,
     Level,
     Signal,
     arbitrate,
     chats_for,
-    escalate_level,
     initial_level,
     owner_at,
     response_deadline,
@@ -72,6 +73,11 @@ class Routing:
             settings.tz,
             settings.default_language,
         )
+
+
+def contacts_of(signal: Signal, routing: Routing) -> Contacts:
+    """The routing frozen on the signal when it was routed; the current settings' until then."""
+    return signal.contacts if signal.contacts is not None else routing.contacts
 
 
 Rendered = Callable[[], tuple[str, InlineKeyboardMarkup | None]]
@@ -140,7 +146,7 @@ async def reopen(
         state="open",
         acked_at=None,
         acked_by=None,
-        deadline_at=response_deadline(signal.severity, now, routing.tz),
+        deadline_at=response_deadline(signal.severity, now, routing.tz, signal.ladder),
         **cleared,
     )
 
@@ -173,11 +179,14 @@ async def raise_signal(
     owner_person: int | None = None,
     settings: Settings | None = None,
     severity: Severity | None = None,
+    policy: Policy | None = None,
 ) -> int:
     """Raise a signal inside the caller's transaction, or update the live one with the same `dedup_key`.
 
     Pass `settings=services.settings`: routing needs the configured chats. Without settings the signal is
-    stored unrouted and the escalation sweep (every minute) routes and pings it. `severity` overrides the
+    stored unrouted and the escalation sweep (every minute) routes and pings it. Pass
+    `policy=services.policy`: its [signals] ladder is frozen on the new signal (without it, the shipped
+    policy's), as are the routing contacts. `severity` overrides the
     type's default (sla.breach takes the status budget's). Unknown `type` raises UnknownSignalType.
     Call `services.wake_sender()` after the commit.
     """
@@ -187,7 +196,7 @@ async def raise_signal(
     if existing is not None:
         wanted: Severity = severity or signal_type(type).severity
         return await _repeat(conn, existing, wanted, details, owner_person, routing, now)
-    new = _new_signal(request, routing, now, routed=settings is not None)
+    new = _new_signal(request, routing, _ladder(policy), now, routed=settings is not None)
     signal = await store.insert_signal(conn, new)
     await render_pings(conn, signal, routing, now)
     _log_raised(signal)
@@ -197,7 +206,12 @@ async def raise_signal(
 
 
 async def raise_signals(
-    conn: aiosqlite.Connection, requests: list[SignalRequest], *, now: datetime, settings: Settings | None
+    conn: aiosqlite.Connection,
+    requests: list[SignalRequest],
+    *,
+    now: datetime,
+    settings: Settings | None,
+    policy: Policy | None = None,
 ) -> list[int]:
     """`raise_signal` for many signals in a few statements (an SLA sweep's breaches): the new ones are
     inserted together and their pings written together; a request whose dedup key is live (or repeated in
@@ -209,7 +223,8 @@ async def raise_signals(
         if r.dedup_key not in live and r.dedup_key not in fresh:
             fresh[r.dedup_key] = r
     stored = await store.insert_signals(
-        conn, [_new_signal(r, routing, now, routed=settings is not None) for r in fresh.values()]
+        conn,
+        [_new_signal(r, routing, _ladder(policy), now, routed=settings is not None) for r in fresh.values()],
     )
     await _render_new_pings(conn, stored, routing, now)
     for signal in stored:
@@ -232,6 +247,7 @@ async def raise_signals(
                     owner_person=r.owner_person,
                     settings=settings,
                     severity=r.severity,
+                    policy=policy,
                 )
             )
     orders = [s.order_id for s in stored if s.order_id is not None]
@@ -240,9 +256,16 @@ async def raise_signals(
     return result
 
 
-def _new_signal(request: SignalRequest, routing: Routing, now: datetime, *, routed: bool) -> store.NewSignal:
-    """A new signal's row: severity, rung, owner, chats and deadline. Without settings (`routed=False`) the
-    chats are unknown: it is stored unrouted and the escalation sweep routes it."""
+def _ladder(policy: Policy | None) -> Ladder:
+    return Ladder.of((policy or Policy.default()).signals)
+
+
+def _new_signal(
+    request: SignalRequest, routing: Routing, ladder: Ladder, now: datetime, *, routed: bool
+) -> store.NewSignal:
+    """A new signal's row: severity, rung, owner, chats and deadline, with the ladder and the contacts frozen
+    on it. Without settings (`routed=False`) the chats are unknown: it is stored unrouted (no contacts) and
+    the escalation sweep routes it."""
     kind = signal_type(request.type)
     wanted: Severity = request.severity or kind.severity
     owner_person = request.owner_person
@@ -258,12 +281,14 @@ def _new_signal(request: SignalRequest, routing: Routing, now: datetime, *, rout
         owner_person=owner,
         escalation_level=int(level),
         needs_decision=kind.needs_decision,
-        deadline_at=response_deadline(wanted, now, routing.tz),
+        deadline_at=response_deadline(wanted, now, routing.tz, ladder),
         raised_at=now,
         raised_by=request.raised_by,
         title=f"{request.type} {request.order_id or request.dedup_key}"[:200],
         details=request.details or {},
         ping_chats=tuple(chats),
+        ladder=ladder,
+        contacts=routing.contacts if routed else None,
     )
 
 
@@ -316,14 +341,16 @@ async def _repeat(
     add: list[int] = []
     severity = worse(signal.severity, wanted)
     if severity != signal.severity:
+        contacts = contacts_of(signal, routing)
         level = Level(max(signal.level, initial_level(severity, owner_person)))
         changes.update(severity=severity, escalation_level=int(level))
         if level != signal.level:
-            changes["owner_person"] = owner_at(level, signal.owner_person, routing.contacts)
+            changes["owner_person"] = owner_at(level, signal.owner_person, contacts)
         if signal.state == "open":
-            changes["deadline_at"] = min(signal.deadline_at, response_deadline(severity, now, routing.tz))
-        if routing.contacts != Contacts():
-            add = chats_for(severity, level, signal.owner_person, routing.contacts)
+            deadline = response_deadline(severity, now, routing.tz, signal.ladder)
+            changes["deadline_at"] = min(signal.deadline_at, deadline)
+        if contacts != Contacts():
+            add = chats_for(severity, level, signal.owner_person, contacts)
     await change_signal(conn, signal, routing, now, add=add, **changes)
     log_event(log, "signal.repeated", id=signal.id, type=signal.type, repeats=signal.repeats + 1)
     return signal.id
@@ -376,6 +403,7 @@ async def request_approval(
     requested_by: str = SYSTEM,
     order_id: str | None = None,
     details: dict[str, Any] | None = None,
+    policy: Policy | None = None,
 ) -> tuple[int, int]:
     """Ask an admin to approve a cancel, a compensation or a bulk reassignment (SPEC §6). Returns the signal
     id and the pending decision's id; the requester acts once `agents.decisions.approved_requests` says so."""
@@ -393,12 +421,13 @@ async def request_approval(
         details=facts,
         raised_by=requested_by,
         settings=settings,
+        policy=policy,
     )
     routing = Routing.from_settings(settings)
     signal = await store.get_signal(conn, signal_id)
-    if signal is not None and routing.contacts.admins():
+    if signal is not None and contacts_of(signal, routing).admins():
         # Only admins (and the owner) can approve: their chats get the ping too, wherever the type routes it.
-        await render_pings(conn, signal, routing, now, add=routing.contacts.admins())
+        await render_pings(conn, signal, routing, now, add=contacts_of(signal, routing).admins())
     pending = await store.pending_approval(conn, signal_id)
     if pending is not None:
         return signal_id, pending.id
@@ -480,16 +509,18 @@ async def escalate(
 ) -> Signal | None:
     """One rung up the ladder: the next level owns it, is pinged, and has a fresh response deadline.
     None at the top (nothing changes then)."""
-    level = escalate_level(signal.escalation_level)
-    if level is None:
+    rung = next_rung(signal.severity, signal.escalation_level, now, routing.tz, signal.ladder)
+    if rung is None:
         return None
-    owner = owner_at(level, signal.owner_person, routing.contacts)
+    level = rung.level
+    contacts = contacts_of(signal, routing)
+    owner = owner_at(level, signal.owner_person, contacts)
     updated = await change_signal(
         conn,
         signal,
         routing,
         now,
-        add=chats_for(signal.severity, level, signal.owner_person, routing.contacts),
+        add=chats_for(signal.severity, level, signal.owner_person, contacts),
         state="open",
         escalation_level=int(level),
         owner_person=owner,
@@ -497,7 +528,7 @@ async def escalate(
         acked_by=None,
         snoozed_until=None,
         still_on_it_asked_at=None,
-        deadline_at=response_deadline(signal.severity, now, routing.tz),
+        deadline_at=rung.deadline,
     )
     await record_decision(
         conn,
@@ -562,7 +593,7 @@ async def _resume_parked(
             now,
             parked_by=None,
             parked_reason=None,
-            deadline_at=response_deadline(signal.severity, now, routing.tz),
+            deadline_at=response_deadline(signal.severity, now, routing.tz, signal.ladder),
         )
         notice = _resumed_render(resumed, settled)
         for chat in resumed.ping_chats:

@@ -10,15 +10,11 @@ from datetime import datetime, timedelta
 import aiosqlite
 
 from backbone.decisions import SYSTEM, record_decision
-from backbone.signals import Routing, escalate, put_rendered, raise_signal, render_pings, reopen, still_ref
+from backbone.signals import Routing, change_signal, escalate, put_rendered, raise_signal, reopen, still_ref
 from bot.logs import log_event
 from bot.services import Services
-from domain.signals import (
-    POSTMORTEM_DUE_HOURS,
-    STILL_ON_IT_REPLY_MINUTES,
-    Signal,
-    chats_for,
-)
+from domain.orchestration import signal_overdue
+from domain.signals import Signal, chats_for
 from keyboards import signals as cards
 from storage import signals as store
 
@@ -46,7 +42,8 @@ async def sweep_signals(services: Services, now: datetime) -> SignalSweepReport:
     """The escalation sweep (every minute): route unrouted signals; escalate open ones past their deadline;
     end snoozes; ask "still on it?" of acknowledged ones without progress and, without an answer,
     unacknowledge and escalate; turn unanswered order check-ins into order.no_progress; flag critical signals
-    without a postmortem after 24 h. One transaction per signal; each step is guarded against repeats."""
+    without a postmortem after the policy's postmortem_due_hours. One transaction per signal; each step is
+    guarded against repeats."""
     routing = Routing.from_settings(services.settings)
     report = SignalSweepReport()
     db = services.db
@@ -54,7 +51,8 @@ async def sweep_signals(services: Services, now: datetime) -> SignalSweepReport:
         chats = chats_for(unrouted.severity, unrouted.level, unrouted.owner_person, routing.contacts)
         if chats:
             async with db.transaction() as conn:
-                await render_pings(conn, unrouted, routing, now, chats)
+                # Routed now: the contacts in force are frozen on it from here on.
+                await change_signal(conn, unrouted, routing, now, add=chats, contacts=routing.contacts)
             report.routed += 1
     for due in await store.due_signals(db, now, _SWEEP_BATCH):
         async with db.transaction() as conn:
@@ -71,11 +69,12 @@ async def sweep_signals(services: Services, now: datetime) -> SignalSweepReport:
                 now=now,
                 order_id=checkin.order_id,
                 settings=services.settings,
+                policy=services.policy,
                 details={"manager": checkin.telegram_id, "asked_at": checkin.asked_at.isoformat()},
             )
             await store.set_checkin_signal(conn, checkin.timer_id, signal_id)
         report.no_progress += 1
-    due_before = now - timedelta(hours=POSTMORTEM_DUE_HOURS)
+    due_before = now - timedelta(hours=services.policy.signals.postmortem_due_hours)
     for critical in await store.critical_without_postmortem(db, due_before, _SWEEP_BATCH):
         async with db.transaction() as conn:
             await raise_signal(
@@ -86,6 +85,7 @@ async def sweep_signals(services: Services, now: datetime) -> SignalSweepReport:
                 order_id=critical.order_id,
                 owner_person=critical.resolved_by,
                 settings=services.settings,
+                policy=services.policy,
                 details={"signal": critical.id, "type": critical.type},
             )
             await store.update_signal(conn, critical.id, postmortem_flagged_at=now)
@@ -104,7 +104,7 @@ async def _sweep_one(
     now: datetime,
     report: SignalSweepReport,
 ) -> None:
-    if signal.state == "open":
+    if signal_overdue(state=signal.state, deadline=signal.deadline_at, now=now):
         if (
             await escalate(
                 conn,
@@ -151,7 +151,7 @@ async def _sweep_one(
     owner = signal.owner_person or signal.acked_by
     if owner is None:
         return
-    reply_by = services.calendar.add_working_minutes(now, STILL_ON_IT_REPLY_MINUTES)
+    reply_by = services.calendar.add_working_minutes(now, signal.ladder.still_on_it_reply_minutes)
     await store.update_signal(conn, signal.id, still_on_it_asked_at=now, deadline_at=reply_by)
     await put_rendered(
         conn,

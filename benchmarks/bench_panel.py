@@ -28,6 +28,7 @@ from aiohttp import web
 from bot.config import load_settings
 from bot.services import Services
 from domain.policy import Policy, Severity, calendar_for
+from domain.signals import Ladder
 from storage.db import Database
 from storage.signals import NewSignal, insert_decision, insert_signals, update_signal
 from testkit.clocks import ManualClock
@@ -43,6 +44,7 @@ SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
 
 async def fill(db: Database, signals: int, open_share: float, seed: int) -> None:
     rng = random.Random(seed)
+    ladder = Ladder.of(Policy.default().signals)
     async with db.transaction() as conn:
         batch = []
         for n in range(signals):
@@ -63,6 +65,8 @@ async def fill(db: Database, signals: int, open_share: float, seed: int) -> None
                     title=f"bench {n}",
                     details={},
                     ping_chats=(-1001,),
+                    ladder=ladder,
+                    contacts=None,
                 )
             )
         stored = await insert_signals(conn, batch)

@@ -36,6 +36,7 @@ from bikewerk.contract import AssignWrite, StatusWrite, describe
 from bot.clock import Clock
 from bot.config import Settings
 from bot.logs import log_event
+from domain.policy import Policy
 from domain.statuses import Status
 from storage import crm
 from storage.db import Database
@@ -44,9 +45,6 @@ log = logging.getLogger(__name__)
 
 WriteKind = Literal["assign", "status"]
 
-BACKOFF_START = timedelta(seconds=30)
-BACKOFF_MAX = timedelta(minutes=15)
-REFUSED_RETRY = timedelta(hours=6)
 _TRANSIENT_STATUSES = frozenset({408, 409})  # the client already retried 429 and 5xx
 
 
@@ -124,6 +122,7 @@ class CrmOutboxWorker:
         clock: Clock,
         *,
         settings: Settings | None = None,
+        policy: Policy | None = None,
         wake_sender: Callable[[], None] | None = None,
         batch: int = 100,
         rng: random.Random | None = None,
@@ -132,6 +131,10 @@ class CrmOutboxWorker:
         self.client = client
         self.clock = clock
         self.settings = settings  # routes the signal of a refused write
+        self.policy = policy or Policy.default()  # the [outbox] backoff; the ladder of that signal
+        self._backoff_start = timedelta(seconds=self.policy.outbox.backoff_start_seconds)
+        self._backoff_max = timedelta(seconds=self.policy.outbox.backoff_max_seconds)
+        self._refused_retry = timedelta(hours=self.policy.outbox.refused_retry_hours)
         self.batch = batch
         self._wake_sender = wake_sender or (lambda: None)
         self._rng = rng or random.Random()
@@ -147,7 +150,7 @@ class CrmOutboxWorker:
         async with self._lock:
             acknowledged = 0
             while True:  # an acknowledged write lets the order's next one go: ask again until none moves
-                rows = await crm.due_writes(self.db.conn, self.clock.now(), self.batch)
+                rows = await crm.due_writes(self.db.reader, self.clock.now(), self.batch)
                 acked_now = 0
                 waiting: set[str] = set()  # orders whose write failed just now: their later writes wait
                 for row in rows:
@@ -190,8 +193,9 @@ class CrmOutboxWorker:
         return "acked"
 
     def _backoff(self, attempts: int) -> timedelta:
-        """Exponential backoff with jitter: 30 s doubling per failed attempt, at most 15 min."""
-        ceiling = min(BACKOFF_MAX, BACKOFF_START * 2 ** min(attempts, 16))
+        """Exponential backoff with jitter: the policy's start (30 s) doubling per failed attempt, at most its
+        max (15 min)."""
+        ceiling = min(self._backoff_max, self._backoff_start * 2 ** min(attempts, 16))
         return ceiling * self._rng.uniform(0.5, 1.0)
 
     async def _retry_later(self, row: crm.OutboxRow, error: str, retry_after: float | None) -> None:
@@ -218,7 +222,7 @@ class CrmOutboxWorker:
         reason = f"the CRM refused the {row.kind} write: {exc}"
         async with self.db.transaction() as conn:
             await crm.mark_write_failed(
-                conn, row.id, error=reason, next_attempt_at=now + REFUSED_RETRY, refused_at=now
+                conn, row.id, error=reason, next_attempt_at=now + self._refused_retry, refused_at=now
             )
             if row.refused_at is None:
                 violation = crm.Violation(row.order_id, reason, row.payload)
@@ -232,6 +236,7 @@ class CrmOutboxWorker:
                 details={"source": "crm_writes", "write": row.kind, "status": exc.status, "reason": reason},
                 raised_by="crm_outbox",
                 settings=self.settings,
+                policy=self.policy,
             )
         self._wake_sender()
         log_event(log, "crm_outbox.refused", logging.WARNING, id=row.id, order=row.order_id, error=str(exc))

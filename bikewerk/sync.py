@@ -198,7 +198,7 @@ class Syncer:
             except BikeWerkError as exc:
                 report.error = str(exc)  # the CRM is unreachable now: the periodic sync catches up
             else:
-                chunk = self._prepare_orders(page, set(await crm.manager_telegram_ids(self.db.conn)))
+                chunk = self._prepare_orders(page, set(await crm.manager_telegram_ids(self.db.reader)))
                 await self._store_orders(chunk, report, move_cursor=False)
             report.finished_at = self.clock.now()
             log_event(
@@ -251,7 +251,7 @@ class Syncer:
     # --- status events -------------------------------------------------------------------------------------
 
     async def _sync_events(self, report: SyncReport) -> None:
-        since = int(await crm.get_cursor(self.db.conn, EVENTS_CURSOR) or 0)
+        since = int(await crm.get_cursor(self.db.reader, EVENTS_CURSOR) or 0)
         await self._pump(
             EVENTS_CURSOR,
             self.client.iter_events(since_id=since, limit=self.page_size),
@@ -301,8 +301,8 @@ class Syncer:
     # --- orders --------------------------------------------------------------------------------------------
 
     async def _sync_orders(self, report: SyncReport) -> None:
-        cursor = await crm.get_cursor(self.db.conn, ORDERS_CURSOR)
-        known_managers = set(await crm.manager_telegram_ids(self.db.conn))
+        cursor = await crm.get_cursor(self.db.reader, ORDERS_CURSOR)
+        known_managers = set(await crm.manager_telegram_ids(self.db.reader))
         await self._pump(
             ORDERS_CURSOR,
             self.client.iter_orders(cursor=cursor, limit=self.page_size),
@@ -476,6 +476,7 @@ class Syncer:
             },
             raised_by="sync",
             settings=self.settings,
+            policy=self.policy,
         )
         report.violations += len(rejected)
         log_event(

@@ -147,6 +147,7 @@ class BotApp:
                 monotonic=self._monotonic,
                 sleep=self._sleep,
                 settings=settings,
+                policy=policy,
             )
             self.services = Services(
                 settings=settings,
@@ -165,7 +166,12 @@ class BotApp:
             await self._set_commands()
             self._tasks.append(asyncio.create_task(self.sender.run(self._stop), name="sender"))
             self.crm_outbox = CrmOutboxWorker(
-                db, self.bikewerk, self.clock, settings=settings, wake_sender=self.sender.wake
+                db,
+                self.bikewerk,
+                self.clock,
+                settings=settings,
+                policy=self.services.policy,
+                wake_sender=self.sender.wake,
             )
             self._tasks.append(asyncio.create_task(self.crm_outbox.run(self._stop), name="crm-outbox"))
             self.syncer = make_syncer(self.services, self.bikewerk)

@@ -175,7 +175,12 @@ class CallerMiddleware(BaseMiddleware):
         async with services.db.transaction() as conn:
             if new in _GONE:
                 changed = await record_chat_blocked(
-                    conn, chat.id, now=now, via="my_chat_member", settings=services.settings
+                    conn,
+                    chat.id,
+                    now=now,
+                    via="my_chat_member",
+                    settings=services.settings,
+                    policy=services.policy,
                 )
             elif new in _MEMBER and old in _GONE:
                 changed = await record_chat_unblocked(conn, chat.id, now=now, settings=services.settings)

@@ -51,6 +51,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.limits import CAPTION_LIMIT, RESERVED_CHAT, RateLimiter, SendLimits, split_text, utf16_len
 from bot.logs import log_event
+from domain.policy import Policy
 from storage import messages as outbox
 from storage.db import Database
 from storage.people import current_chat_id, is_chat_blocked, mark_chat_blocked, mark_chat_unblocked
@@ -68,7 +69,13 @@ _FIRST_BACKOFF = timedelta(seconds=5)
 
 
 async def record_chat_blocked(
-    conn: aiosqlite.Connection, chat_id: int, *, now: datetime, via: str, settings: Settings | None = None
+    conn: aiosqlite.Connection,
+    chat_id: int,
+    *,
+    now: datetime,
+    via: str,
+    settings: Settings | None = None,
+    policy: Policy | None = None,
 ) -> bool:
     """The bot was blocked in (or removed from) a chat: mark it, retire its queued messages, signal it once.
 
@@ -85,6 +92,7 @@ async def record_chat_blocked(
             details={"chat_id": chat_id, "via": via},
             raised_by="telegram",
             settings=settings,
+            policy=policy,
         )
     return newly
 
@@ -160,12 +168,14 @@ class Sender:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         settings: Settings | None = None,
+        policy: Policy | None = None,
         max_chats: int = 64,
     ) -> None:
         self.bot = bot
         self.db = db
         self.clock = clock
         self.settings = settings  # routes the telegram.chat_blocked signal
+        self.policy = policy  # its ladder
         self.max_chats = max_chats
         self.limiter = RateLimiter(limits or SendLimits(), monotonic=monotonic, sleep=sleep)
         bot.session.middleware(self.limiter)
@@ -315,7 +325,12 @@ class Sender:
         except TelegramForbiddenError as exc:
             async with self.db.transaction() as conn:
                 await record_chat_blocked(
-                    conn, chat_id, now=self.clock.now(), via="send", settings=self.settings
+                    conn,
+                    chat_id,
+                    now=self.clock.now(),
+                    via="send",
+                    settings=self.settings,
+                    policy=self.policy,
                 )
             self.wake()  # the signal queued pings
             log_event(log, "sender.chat_blocked", logging.WARNING, chat_id=chat_id, error=exc.message)

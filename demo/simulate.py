@@ -8,18 +8,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import sqlite3
 import sys
 import time
 import tomllib
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
 from demo import report
+from demo.backtest import (
+    BOUND,
+    HEADLINE,
+    Backtest,
+    HistoryData,
+    Spread,
+    backtest,
+    read_history,
+    spread,
+    team_of,
+)
+from demo.calibration import Fitted, fit
 from demo.simulation import (
     HABITS,
     ArrivalProfile,
@@ -33,8 +47,7 @@ from demo.simulation import (
 from domain import kpi
 from domain.calendar import WorkingCalendar
 from domain.policy import Policy, calendar_for, load_policy
-from storage.db import Database, StorageError
-from storage.history import order_arrivals
+from storage.db import StorageError
 
 EXIT_OK = 0
 EXIT_BAD_ARGS = 2
@@ -99,14 +112,28 @@ def _weights(data: dict[str, Any], key: str, default: tuple[float, ...], path: P
     return tuple(float(v) for v in value)
 
 
-async def _read_history(path: Path) -> list[datetime]:
-    db = await Database.open(path, exclusive=False, run_migrations=False)
+def _read_history(path: Path, flag: str) -> HistoryData:
+    if not path.is_file():
+        raise BadArguments(f"{flag} {path}: no such database file")
     try:
-        return await order_arrivals(db)
+        history = asyncio.run(read_history(str(path)))
     except sqlite3.Error as exc:
-        raise BadArguments(f"--replay {path}: not a bot database ({exc})") from None
-    finally:
-        await db.close()
+        raise BadArguments(f"{flag} {path}: not a bot database ({exc})") from None
+    if not history.timelines:
+        raise BadArguments(f"{flag} {path}: the database has no orders to replay")
+    return history
+
+
+def _fit_all(history: HistoryData, calendar: WorkingCalendar) -> Fitted | None:
+    """People and time fitted to the whole history; None when it has too little to fit (no accepted order)."""
+    last = max(
+        (at for t in history.timelines for _, at, _ in t.steps), default=history.timelines[-1].created_at
+    )
+    try:
+        until = last + timedelta(microseconds=1)
+        return fit(history.timelines, history.managers, history.signals, calendar, until, history.offers)
+    except ValueError:
+        return None
 
 
 def build_params(args: argparse.Namespace, calendar: WorkingCalendar) -> SimParams:
@@ -134,17 +161,18 @@ def build_params(args: argparse.Namespace, calendar: WorkingCalendar) -> SimPara
     start: date = args.start or DEFAULT_START
     replay: tuple[datetime, ...] = ()
     rate: float = args.orders_per_day
+    fitted: Fitted | None = None
     if args.replay is not None:
-        if not args.replay.is_file():
-            raise BadArguments(f"--replay {args.replay}: no such database file")
-        history = asyncio.run(_read_history(args.replay))
-        if not history:
-            raise BadArguments(f"--replay {args.replay}: the database has no orders to replay")
+        records = _read_history(args.replay, "--replay")
+        history = sorted(t.created_at for t in records.timelines)
         start = history[-1].astimezone(calendar.tz).date() - timedelta(days=args.days - 1)
         first = datetime.combine(start, datetime.min.time(), tzinfo=calendar.tz)
         rate = max(1.0, sum(1 for at in history if at >= first) / args.days)
         replay = tuple(history)
+        fitted = _fit_all(records, calendar)
     team = _team(data["managers"], profile_path) if "managers" in data else None
+    if team is None and fitted is not None:
+        team = team_of(fitted)
     return SimParams(
         seed=args.seed,
         days=args.days,
@@ -153,6 +181,7 @@ def build_params(args: argparse.Namespace, calendar: WorkingCalendar) -> SimPara
         managers=team or default_team(args.managers, rate, args.capacity),
         warmup_days=args.warmup_days,
         replay=replay,
+        fitted=fitted,
     )
 
 
@@ -244,11 +273,23 @@ def parameters_table(result: SimulationResult, args: argparse.Namespace, policy_
             f"{params.days} from {params.start.isoformat()} (+{params.warmup_days} warm-up days)",
         ],
         ["arrivals", arrivals],
-        *([f"manager {m.manager_id}", f"{m.habit}, capacity {m.capacity}"] for m in params.managers),
+        *([f"manager {m.manager_id}", _manager_model(params, m)] for m in params.managers),
         ["policy", f"version {result.policy_version} ({policy_source})"],
         ["time zone", result.timezone],
     ]
     return report.Table("Parameters", ["parameter", "value"], rows)
+
+
+def _manager_model(params: SimParams, manager: ManagerProfile) -> str:
+    if params.fitted is None:
+        return f"{manager.habit}, capacity {manager.capacity}"
+    name = next(
+        (m.name for m in params.fitted.managers if m.manager_id == manager.manager_id), manager.manager_id
+    )
+    return (
+        f"{name}: fitted to the history (pick-up, stage times); capacity {manager.capacity}; "
+        f"ignores, declines and heeds reminders as the '{manager.habit}' habit (no history of the bot)"
+    )
 
 
 def repeat_command(params: SimParams, args: argparse.Namespace) -> str:
@@ -259,6 +300,7 @@ def repeat_command(params: SimParams, args: argparse.Namespace) -> str:
         f"--managers {args.managers}",
         f"--seed {params.seed}",
         f"--warmup-days {params.warmup_days}",
+        f"--seeds {args.seeds}",
     ]
     if not params.replay:
         parts.append(f"--start {params.start.isoformat()}")
@@ -296,10 +338,53 @@ def charts(result: SimulationResult) -> list[report.Chart]:
     ]
 
 
+def seed_runs(
+    params: SimParams, seeds: int, policy: Policy, calendar: WorkingCalendar
+) -> list[SimulationResult]:
+    """The same parameters under the `seeds - 1` seeds after params.seed (the first result is params' own)."""
+    return [simulate(replace(params, seed=params.seed + k), policy, calendar) for k in range(1, seeds)]
+
+
+def _range(metric: str, s: Spread) -> str:
+    return f"{_value(metric, s.median)} ({_value(metric, s.low)}–{_value(metric, s.high)})"
+
+
+def uncertainty_table(results: Sequence[SimulationResult]) -> report.Table:
+    """Each criterion's median over the seeds with its 10th–90th percentile range, and whether the two
+    policies' ranges overlap (then the seeds alone could swap their order: the difference is not shown)."""
+    rows = []
+    for rule in kpi.CRITERIA:
+        key = (rule.metric, "")
+        today = spread([r.outcomes["as_today"].metrics[key] for r in results])
+        bot = spread([r.outcomes["bot"].metrics[key] for r in results])
+        overlap = "—"
+        if None not in (today.low, today.high, bot.low, bot.high):
+            assert (
+                today.low is not None
+                and today.high is not None
+                and bot.low is not None
+                and bot.high is not None
+            )
+            overlap = "yes: not told apart" if today.low <= bot.high and bot.low <= today.high else "no"
+        rows.append([LABELS[rule.key], _range(rule.metric, today), _range(rule.metric, bot), overlap])
+    title = f"Across {len(results)} seeds: median (10th–90th percentile)"
+    return report.Table(title, ["criterion", "as today", "bot", "ranges overlap"], rows)
+
+
 def _progress(name: PolicyName, done: int, total: int) -> None:
     print(f"\rsimulating {POLICY_LABELS[name]:<8} day {done:>3}/{total}", end="", file=sys.stderr, flush=True)
     if done == total:
         print(file=sys.stderr)
+
+
+def _fitted_text(params: SimParams, args: argparse.Namespace) -> report.Text | None:
+    if args.replay is None:
+        return None
+    if params.fitted is None:
+        return report.Text(
+            ["The history has no accepted orders to fit people to: the built-in habits are used."]
+        )
+    return report.Text(params.fitted.lines())
 
 
 def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -307,24 +392,113 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     policy_path = args.policy if args.policy is not None else settings.policy_file
     policy: Policy = load_policy(policy_path)  # a PolicyError reaches main(), which exits 2 with its message
     calendar = calendar_for(policy, settings.timezone)
+    if args.backtest is not None:
+        return run_backtest(args, policy, calendar)
     try:
+        if not 1 <= args.seeds <= 100:
+            raise BadArguments("--seeds must be between 1 and 100")
         params = build_params(args, calendar)
     except (BadArguments, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGS
     started = time.perf_counter()
     result = simulate(params, policy, calendar, _progress)
+    results = [result, *seed_runs(params, args.seeds, policy, calendar)]
     print(f"simulated in {time.perf_counter() - started:.2f} s", file=sys.stderr)
     policy_source = str(policy_path) if policy_path is not None else "built-in default"
-    tables = [criteria_table(result), figures_table(result), parameters_table(result, args, policy_source)]
+    tables = [
+        criteria_table(result),
+        uncertainty_table(results),
+        figures_table(result),
+        parameters_table(result, args, policy_source),
+    ]
+    fitted = _fitted_text(params, args)
     for table in tables:
         print(f"\n{table.title}\n{report.text_table(table.headers, table.rows)}")
+    if fitted is not None:
+        print("\nFitted to the history (people and time)\n" + "\n".join(fitted.lines))
     command = repeat_command(params, args)
     print(f"\nrepeat with: {command}")
+    sections: list[report.Section] = [tables[0], tables[1], *charts(result), tables[2], tables[3]]
+    if fitted is not None:
+        sections.append(fitted)
     path = report.write(
         args.out / REPORT_NAME,
         "BikeWerk: what the bot's policy would have done to the queues",
-        [tables[0], *charts(result), tables[1], tables[2], report.Text([f"Repeat with: {command}"])],
+        [*sections, report.Text([f"Repeat with: {command}"])],
+    )
+    print(f"report: {path}")
+    return EXIT_OK
+
+
+# --- the backtest -------------------------------------------------------------------------------------------
+
+BACKTEST_REPORT = "backtest.html"
+
+
+def _figure(key: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if key in ("critical_breach_rate", "stuck_share"):
+        return f"{value:.1%}"
+    return f"{value:.2f}" if key == "pending_manager" else _hours(value)
+
+
+def backtest_table(result: Backtest) -> report.Table:
+    rows = []
+    for key, actual in result.actual.items():
+        s, error = result.predicted[key], result.errors[key]
+        mark = "" if key not in HEADLINE else (" ✓" if error is not None and abs(error) <= BOUND else " ✗")
+        rows.append(
+            [
+                key,
+                _figure(key, actual),
+                f"{_figure(key, s.median)} ({_figure(key, s.low)}–{_figure(key, s.high)})",
+                ("—" if error is None else f"{error:+.0%}") + mark,
+            ]
+        )
+    start, days = result.holdout
+    title = (
+        f"Backtest: the last {days} days from {start.isoformat()} under '{POLICY_LABELS[result.policy]}', "
+        f"{len(result.seeds)} seeds (✓ within ±{BOUND:.0%})"
+    )
+    return report.Table(title, ["figure", "what happened", "predicted (10th–90th pct)", "error"], rows)
+
+
+def run_backtest(args: argparse.Namespace, policy: Policy, calendar: WorkingCalendar) -> int:
+    """`simulate --backtest DATABASE`: exit 0 with the comparison printed (JSON with --json); 2 on bad
+    arguments or a history too short for the hold-out."""
+    try:
+        if not 1 <= args.holdout_days <= 90:
+            raise BadArguments("--holdout-days must be between 1 and 90")
+        if not 1 <= args.seeds <= 100:
+            raise BadArguments("--seeds must be between 1 and 100")
+        history = _read_history(args.backtest, "--backtest")
+        seeds = tuple(range(args.seed, args.seed + args.seeds))
+        try:
+            result = backtest(history, policy, calendar, holdout_days=args.holdout_days, seeds=seeds)
+        except ValueError as exc:
+            raise BadArguments(f"--backtest {args.backtest}: {exc}") from None
+    except (BadArguments, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_ARGS
+    if args.json:
+        print(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    table = backtest_table(result)
+    fitted = report.Text(result.fitted.lines())
+    print(f"\n{table.title}\n{report.text_table(table.headers, table.rows)}")
+    print("\nFitted on the days before the hold-out\n" + "\n".join(fitted.lines))
+    verdict = (
+        "The headline figures are within the bound: the model reproduces this history's recent past."
+        if not result.failures()
+        else f"Outside the bound: {', '.join(result.failures())}. Do not trust a prediction of these figures."
+    )
+    print(f"\n{verdict}")
+    path = report.write(
+        args.out / BACKTEST_REPORT,
+        "BikeWerk: does the simulation reproduce the past?",
+        [table, fitted, report.Text([verdict])],
     )
     print(f"report: {path}")
     return EXIT_OK

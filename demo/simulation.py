@@ -3,8 +3,16 @@ ways, "as today" and with the bot, and the release's success criteria (SPEC §8)
 
 Pure: parameters and a seed in, series and criteria out; no I/O, no clock, no Telegram. It runs the domain
 code the bot runs: working time from `domain.calendar`, budgets and timeouts from `domain.policy`, status
-visits planned by `domain.sla`, picks by `domain.dispatch.DispatchBoard`, legal moves from `domain.statuses`,
-signal deadlines and the escalation ladder from `domain.signals`, the KPIs and criteria from `domain.kpi`.
+visits planned by `domain.sla`, legal moves from `domain.statuses`, and the orchestration's decisions from
+`domain.orchestration`, the functions the bot's agents call: who gets each waiting order (`pick_managers`),
+when an offer expires (`offer_expired`), what the SLA sweep does at an instant (`domain.sla.due_actions`),
+when a signal climbs the ladder and to whom (`signal_overdue`, `next_rung`). The KPIs and criteria come from
+`domain.kpi` through `demo.measure`. What stays here is the model of people and time.
+
+People are either habits (below) or fitted to a CRM history (`SimParams.fitted`, demo.calibration): then
+as today, whoever the history says picks an order up does so after a time drawn from their own pick-up times
+(by working hours or not, and by how many orders were waiting), stages take the history's times, clients
+withdraw and cancel as often as they did, and a client's complaint is recorded as often as escalations were.
 
 The model (what the numbers rest on):
 - Orders arrive as a Poisson process shaped by weekday and hour weights, or at the instants of a CRM history.
@@ -28,24 +36,25 @@ The model (what the numbers rest on):
 
 from __future__ import annotations
 
-import bisect
 import heapq
-import itertools
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, TypeVar
 
+from demo.calibration import Fitted, draw_manager, fitted_cancel, manager_shares, stage_minutes, typical
+from demo.measure import DayStats, Sample, measure_days, midnights, sample_times
 from domain import kpi
 from domain.calendar import WorkingCalendar
 from domain.dispatch import DispatchBoard, ManagerSnapshot
 from domain.kpi import Criterion, DurationStats, MetricKey
+from domain.orchestration import next_rung, offer_expired, pick_managers, signal_overdue
 from domain.policy import Clock, Policy, Severity
-from domain.signals import Level, escalate_level, initial_level, response_deadline
-from domain.sla import VisitDeadlines, accept_deadline, plan_visit
+from domain.signals import Ladder, Level, escalate_level, initial_level, response_deadline
+from domain.sla import VisitDeadlines, accept_deadline, due_actions, plan_visit
 from domain.statuses import FINAL_STATUSES, Status, check_transition, next_steps
 
 PolicyName = Literal["as_today", "bot"]
@@ -213,6 +222,7 @@ class SimParams:
     picks_per_look: int = 3  # "as today": orders a manager takes from the queue in one look
     complaint_share: float = 0.5  # "as today": clients of a quiet order who call after stuck_hours
     sample_minutes: int = 30
+    fitted: Fitted | None = None  # people and time fitted to a history (demo.calibration) instead of habits
 
     def __post_init__(self) -> None:
         if not 1 <= self.days <= 366:
@@ -231,15 +241,6 @@ class SimParams:
 
 
 @dataclass(frozen=True)
-class DayStats:
-    day: date
-    arrivals: int
-    delivered: int
-    breaches: int  # critical-stage visits whose budget ran out that day
-    metrics: dict[MetricKey, float | None]  # the day's KPIs, as the bot's daily snapshot stores them
-
-
-@dataclass(frozen=True)
 class PolicyOutcome:
     name: PolicyName
     days: tuple[DayStats, ...]
@@ -247,6 +248,7 @@ class PolicyOutcome:
     criteria: tuple[Criterion, ...]  # SPEC §8; the baseline is "as today" for both policies
     accept: DurationStats  # time from arrival to acceptance, in minutes, of visits that ended measured
     counts: dict[str, int]
+    stages: dict[Status, DurationStats] = field(default_factory=dict)  # time to the next status, per status
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,9 @@ class _Draws:
     stall: dict[Status, float]  # uniform: whether the step gets forgotten
     stall_len: dict[Status, float]  # standard normal: for how long
     cancel: float  # uniform: whether the client says no
+    pick: float = 0.0  # uniform: who picks it up (a fitted model, as today)
+    pickup: float = 0.0  # uniform: how long that takes (a fitted model, as today)
+    withdraw: float = 0.0  # uniform: whether and when the client withdraws a waiting order (a fitted model)
 
 
 def _draws(seed: int, index: int) -> _Draws:
@@ -277,7 +282,7 @@ def _draws(seed: int, index: int) -> _Draws:
         work[status] = rng.gauss(0.0, 1.0)
         stall[status] = rng.random()
         stall_len[status] = rng.gauss(0.0, 1.0)
-    return _Draws(work, stall, stall_len, rng.random())
+    return _Draws(work, stall, stall_len, rng.random(), rng.random(), rng.random(), rng.random())
 
 
 # Simulated people's ids, in the place of Telegram ids on the signals' owner_person.
@@ -294,6 +299,9 @@ class _Stay:
     deadlines: VisitDeadlines
     left_at: datetime | None = None
     next_status: Status | None = None
+    reminded: bool = False  # the sweep's marks, as on the bot's sla_timers row
+    breached: bool = False
+    stuck_signalled: bool = False
 
     def visit(self) -> kpi.Visit:
         d = self.deadlines
@@ -335,6 +343,7 @@ class _Order:
     since: datetime = field(default=datetime.min.replace(tzinfo=UTC))
     manager_id: str | None = None  # offered to or working on it
     offer_live: bool = False
+    expires_at: datetime | None = None  # of the live offer
     answer_at: datetime | None = None  # when the offered manager answers (None: never)
     excluded: set[str] = field(default_factory=set)  # declined or missed this order
     stay: _Stay | None = None
@@ -343,14 +352,6 @@ class _Order:
     token: int = 0  # bumps on every change that makes this order's scheduled answers and step ends stale
     signals: list[_Signal] = field(default_factory=list)  # unresolved; resolved when the order moves on
     unassigned: _Signal | None = None
-
-
-@dataclass(frozen=True)
-class _Sample:
-    at: datetime
-    pending_manager: int
-    stuck_share: float | None
-    coverage: float | None
 
 
 Event = tuple[datetime, int, Callable[..., None], tuple[Any, ...]]
@@ -386,12 +387,14 @@ class _Run:
         self.open: dict[str, _Order] = {}
         self.stays: list[_Stay] = []
         self.signals: list[_Signal] = []
-        self.samples: list[_Sample] = []
+        self.samples: list[Sample] = []
         self.closed: list[tuple[datetime, Status]] = []
         self.counts: Counter[str] = Counter()
         self._events: list[Event] = []
         self._seq = 0
         self._pass_at: datetime | None = None
+        self.fitted = params.fitted
+        self.shares = manager_shares(self.fitted) if self.fitted is not None else ([], [])
         for index, (at, luck) in enumerate(zip(arrivals, draws, strict=True)):
             self._at(at, self._arrive, _Order(f"o{index + 1}", at, luck))
 
@@ -406,7 +409,7 @@ class _Run:
         if progress is not None:
             for index, midnight in enumerate(days[1:], start=1):
                 self._at(midnight, lambda _now, done=index: progress(self.name, done, len(days) - 1))
-        if self.name == "as_today":
+        if self.name == "as_today" and self.fitted is None:
             first = self.calendar.next_working_start(days[0])
             for manager_id in self.managers:
                 look = self._lognormal(self.habits[manager_id].look_median)
@@ -437,8 +440,30 @@ class _Run:
         self.counts["orders"] += 1
         self._enter(order, Status.PENDING_MANAGER, now)
         self.queue[order.id] = order
+        fitted = self.fitted
+        if fitted is not None and fitted.withdrawn_after is not None:
+            share = fitted_cancel(fitted, Status.PENDING_MANAGER)
+            if order.draws.withdraw < share:  # the history's clients withdraw waiting orders this often
+                after = fitted.withdrawn_after.at(order.draws.withdraw / share)
+                self._at(self.calendar.add_calendar_minutes(now, after), self._withdrawn, order)
         if self.name == "bot":
             self._dispatch(now)
+        elif self.fitted is not None:
+            # As today, fitted: whoever the history says picks orders up, after the time they took to.
+            manager_id = draw_manager(*self.shares, order.draws.pick)
+            waiting = len(self.queue) - 1
+            at = self.fitted.picks_up(manager_id, now, waiting, order.draws.pickup, self.calendar)
+            self._at(at, self._pickup, order, manager_id)
+
+    def _withdrawn(self, now: datetime, order: _Order) -> None:
+        if order.status is Status.PENDING_MANAGER and (order.id in self.queue or order.offer_live):
+            self.queue.pop(order.id, None)
+            order.offer_live = False
+            self._enter(order, Status.CANCELLED, now)
+
+    def _pickup(self, now: datetime, order: _Order, manager_id: str) -> None:
+        if order.id in self.queue:
+            self._take(order, manager_id, now)
 
     def _enter(self, order: _Order, status: Status, now: datetime) -> None:
         """The order enters `status`: close the stay it leaves, plan the next one, start its step."""
@@ -467,14 +492,21 @@ class _Run:
         if status is not Status.PENDING_MANAGER:
             self._start_step(order, status, now)
         if self.name == "bot":
-            self._at(deadlines.reminder_at, self._remind, order, order.stay)
-            self._at(deadlines.breach_at, self._raise_on_stay, order, order.stay, "sla.breach")
-            self._at(deadlines.stuck_at, self._raise_on_stay, order, order.stay, "order.stuck_72h")
+            self._at(deadlines.reminder_at, self._sweep, order, order.stay)
+            self._at(deadlines.breach_at, self._sweep, order, order.stay)
+            self._at(deadlines.stuck_at, self._sweep, order, order.stay)
         else:
             self._at(deadlines.stuck_at, self._complaint, order, order.stay)
 
     def _start_step(self, order: _Order, status: Status, now: datetime) -> None:
         step = STEPS[status]
+        fitted = stage_minutes(self.fitted, order.manager_id, status) if self.fitted is not None else None
+        if fitted is not None:
+            # The history's time for this stage; beyond its upper quartile, an ask can shorten it.
+            minutes = fitted.at_normal(order.draws.work[status])
+            order.base_done = self._after(now, min(minutes, typical(fitted)), step.clock)
+            self._finish_at(order, self._after(now, minutes, step.clock))
+            return
         habit = self.habits[order.manager_id] if order.manager_id is not None else HABITS["steady"]
         speed = habit.work_speed if step.owner == "manager" else 1.0
         work = step.median * speed * math.exp(step.sigma * order.draws.work[status])
@@ -494,7 +526,10 @@ class _Run:
         if token != order.token:
             return
         forward = next_steps(order.status)[0]
-        cancels = order.status is Status.AWAITING_CLIENT and order.draws.cancel < CANCEL_SHARE
+        if self.fitted is not None:
+            cancels = order.draws.cancel < fitted_cancel(self.fitted, order.status)
+        else:
+            cancels = order.status is Status.AWAITING_CLIENT and order.draws.cancel < CANCEL_SHARE
         target = Status.CANCELLED if cancels else forward
         check_transition(order.status, target, checklist_complete=True)
         self._enter(order, target, now)
@@ -522,13 +557,13 @@ class _Run:
             for m in self.params.managers
         ]
         board = DispatchBoard(snapshots, self.policy.load_weights)
-        for order in list(self.queue.values()):
-            chosen, _ = board.pick(order.id, exclude=order.excluded)
+        waiting = list(self.queue.values())
+        picks = pick_managers(board, ((order.id, order.excluded) for order in waiting), now)
+        for order, (_, chosen) in zip(waiting, picks, strict=True):
             if chosen is None:
                 if order.unassigned is None:
                     order.unassigned = self._raise(order, "order.unassigned", "high", now)
                 continue
-            board.record_assignment(chosen.manager_id, now)
             self._offer(order, chosen.manager_id, now)
 
     def _scheduled_pass(self, now: datetime) -> None:
@@ -543,17 +578,31 @@ class _Run:
         self.loads[manager_id][Status.PENDING_MANAGER] += 1
         self.last_assigned[manager_id] = now
         self.counts["offers"] += 1
-        self._at(accept_deadline(now, self.policy, self.calendar), self._expire, order, order.token)
-        if self.rng.random() < habit.ignore_share:
+        order.expires_at = accept_deadline(now, self.policy, self.calendar)
+        self._at(order.expires_at, self._expire, order, order.token)
+        # Fitted: as the manager answered the bot's cards in the history, or, if it has none, as fast as they
+        # picked orders up in working hours as today (ignoring and declining as their habit says).
+        person = self.fitted.manager(manager_id) if self.fitted is not None else None
+        cards = person.cards if person is not None else None
+        if self.rng.random() < (habit.ignore_share if cards is None else cards.miss_share):
             order.answer_at = None
         else:
-            order.answer_at = self._working(now, self._lognormal(habit.response_median))
+            if cards is not None:
+                delay = cards.answer.at(self.rng.random())
+            elif person is not None:
+                delay = person.pickup.at(self.rng.random())
+            else:
+                delay = self._lognormal(habit.response_median)
+            order.answer_at = self._working(now, delay)
             self._at(order.answer_at, self._answer, order, order.token)
 
     def _answer(self, now: datetime, order: _Order, token: int) -> None:
         if token != order.token or not order.offer_live or order.manager_id is None:
             return
-        if self.rng.random() < self.habits[order.manager_id].decline_share:
+        person = self.fitted.manager(order.manager_id) if self.fitted is not None else None
+        cards = person.cards if person is not None else None
+        share = self.habits[order.manager_id].decline_share if cards is None else cards.decline_share
+        if self.rng.random() < share:
             self.counts["declines"] += 1
             self._withdraw(order, now)
             return
@@ -562,7 +611,11 @@ class _Run:
         self._enter(order, Status.ACCEPTED, now)
 
     def _expire(self, now: datetime, order: _Order, token: int) -> None:
-        if token != order.token or not order.offer_live:
+        if token != order.token or order.expires_at is None:
+            return
+        if not offer_expired(
+            state="offered" if order.offer_live else "answered", expires_at=order.expires_at, now=now
+        ):
             return
         self.counts["misses"] += 1
         self._withdraw(order, now)
@@ -644,15 +697,28 @@ class _Run:
     def _heed(self, order: _Order) -> float:
         return self.habits[order.manager_id].heed_share if order.manager_id is not None else LEAD_PUSH_SHARE
 
-    def _remind(self, now: datetime, order: _Order, stay: _Stay) -> None:
-        if order.stay is stay:
-            self.counts["reminders"] += 1
-            self._nudge(order, now, None)
-
-    def _raise_on_stay(self, now: datetime, order: _Order, stay: _Stay, kind: str) -> None:
-        if order.stay is stay:
-            severity = stay.deadlines.severity if kind == "sla.breach" else "high"
-            self._raise(order, kind, severity, now)
+    def _sweep(self, now: datetime, order: _Order, stay: _Stay) -> None:
+        """The SLA watchdog on one visit: what domain.sla says is due at `now`, as the bot's sweep does."""
+        if order.stay is not stay:
+            return
+        actions = due_actions(
+            stay.deadlines,
+            reminded=stay.reminded,
+            breached=stay.breached,
+            stuck_signalled=stay.stuck_signalled,
+            now=now,
+        )
+        for action in actions:
+            if action == "remind":
+                stay.reminded = True
+                self.counts["reminders"] += 1
+                self._nudge(order, now, None)
+            elif action == "breach":
+                stay.breached = True
+                self._raise(order, "sla.breach", stay.deadlines.severity, now)
+            else:
+                stay.stuck_signalled = True
+                self._raise(order, "order.stuck_72h", "high", now)
 
     def _raise(self, order: _Order, kind: str, severity: Severity, now: datetime) -> _Signal:
         """A signal with an owner and a deadline by domain.signals, acknowledged or climbing the ladder."""
@@ -664,7 +730,7 @@ class _Run:
             severity,
             level,
             self._person_at(level, person),
-            response_deadline(severity, now, self.calendar.tz),
+            response_deadline(severity, now, self.calendar.tz, Ladder.of(self.policy.signals)),
         )
         self.signals.append(signal)
         order.signals.append(signal)
@@ -699,11 +765,15 @@ class _Run:
             self._nudge(order, now, None if level is Level.MANAGER else LEAD_PUSH_SHARE)
 
     def _escalate(self, now: datetime, order: _Order, signal: _Signal, level: Level) -> None:
-        higher = escalate_level(level)
-        if signal.resolved_at is not None or signal.level is not level or higher is None:
+        # Acknowledged at this rung or resolved: no longer "open" for the ladder.
+        state = "open" if signal.resolved_at is None and signal.level is level else "acknowledged"
+        if not signal_overdue(state=state, deadline=signal.deadline, now=now):
             return
-        signal.level, signal.owner_person = higher, self._person_at(higher, signal.owner_person)
-        signal.deadline = response_deadline(signal.severity, now, self.calendar.tz)
+        rung = next_rung(signal.severity, level, now, self.calendar.tz, Ladder.of(self.policy.signals))
+        if rung is None:
+            return
+        signal.level, signal.owner_person = rung.level, self._person_at(rung.level, signal.owner_person)
+        signal.deadline = rung.deadline
         self.counts["escalated_up"] += 1
         self._await_ack(order, signal, now)
 
@@ -711,7 +781,12 @@ class _Run:
         """As today: the client of an order quiet for stuck_hours may call; a lead chases it, unrecorded."""
         if order.stay is not stay or self.rng.random() >= self.params.complaint_share:
             return
-        signal = _Signal(len(self.signals) + 1, "client_complaint", "high", Level.LEAD, LEAD_PERSON, None)
+        # Unrecorded (no deadline, no resolution), or as completely as the fitted history recorded its own.
+        fitted = self.fitted
+        recorded = fitted is not None and fitted.completeness > 0 and self.rng.random() < fitted.completeness
+        ladder = Ladder.of(self.policy.signals)
+        deadline = response_deadline("high", now, self.calendar.tz, ladder) if recorded else None
+        signal = _Signal(len(self.signals) + 1, "client_complaint", "high", Level.LEAD, LEAD_PERSON, deadline)
         self.signals.append(signal)
         order.signals.append(signal)
         self.counts["complaints"] += 1
@@ -719,7 +794,8 @@ class _Run:
         self._at(chase, self._chase, order, stay)
 
     def _chase(self, now: datetime, order: _Order, stay: _Stay) -> None:
-        if order.stay is stay:
+        # A fitted model's times already hold whatever the leads' chasing did in the history.
+        if order.stay is stay and self.fitted is None:
             self._nudge(order, now, LEAD_PUSH_SHARE)
 
     def _resolve(self, order: _Order, now: datetime, outcome: str) -> None:
@@ -739,7 +815,7 @@ class _Run:
         ]
         coverage = kpi.owner_coverage(rows)
         self.samples.append(
-            _Sample(
+            Sample(
                 now,
                 kpi.pending_manager_orders(rows),
                 kpi.stuck_share(rows, now, self.policy.stuck_hours).value,
@@ -752,58 +828,23 @@ class _Run:
     ) -> PolicyOutcome:
         """The measured days' KPIs by domain.kpi, and the criteria against `baseline` (None: itself)."""
         visits = [stay.visit() for stay in self.stays]
-        # Each day's formulas get the rows that can matter to that day (by the instants the formulas look at),
-        # so the cost grows with the rows, not with rows x days.
-        critical = _by_day(
-            days, ((v, (v.left_at, v.breach_at)) for v in visits if v.status in kpi.CRITICAL_STATUSES)
+        escalations = [s.escalation() for s in self.signals if s.resolved_at is not None]
+        delivered = [at for at, status in self.closed if status is Status.DELIVERED]
+        per_day = measure_days(
+            visits, escalations, self.samples, self.arrivals, delivered, days, self.calendar
         )
-        resolved = _by_day(
-            days,
-            (
-                (e, (e.resolved_at,))
-                for e in (s.escalation() for s in self.signals if s.resolved_at is not None)
-            ),
-        )
-        samples = _by_day(days, ((s, (s.at,)) for s in self.samples))
-        arrived = _by_day(days, ((at, (at,)) for at in self.arrivals))
-        delivered = _by_day(days, ((at, (at,)) for at, status in self.closed if status is Status.DELIVERED))
-        per_day = []
-        for index, (begin, end) in enumerate(itertools.pairwise(days)):
-            window = kpi.Window(begin, end)
-            metrics: dict[MetricKey, float | None] = {
-                (kpi.PENDING, ""): _mean([s.pending_manager for s in samples[index]]),
-                (kpi.STUCK, ""): _mean([s.stuck_share for s in samples[index]]),
-                (kpi.COVERAGE, ""): _mean([s.coverage for s in samples[index]]),
-                (kpi.CRITICAL_BREACH_RATE, ""): kpi.critical_breach_rate(
-                    kpi.breach_rates(critical[index], window)
-                ).value,
-                (kpi.COMPLETENESS, ""): kpi.escalation_completeness(resolved[index], window).value,
-            }
-            day = begin.astimezone(self.calendar.tz).date()
-            breaches = kpi.breaches_in(critical[index], window)
-            per_day.append(DayStats(day, len(arrived[index]), len(delivered[index]), breaches, metrics))
         metrics = kpi.average_days(day.metrics for day in per_day)
         criteria = kpi.success_criteria(metrics, metrics if baseline is None else baseline)
-        accept = kpi.time_to_next_status(visits, kpi.Window(days[0], days[-1]))[Status.PENDING_MANAGER]
+        stages = kpi.time_to_next_status(visits, kpi.Window(days[0], days[-1]))
         return PolicyOutcome(
-            self.name, tuple(per_day), metrics, tuple(criteria), accept, dict(sorted(self.counts.items()))
+            self.name,
+            tuple(per_day),
+            metrics,
+            tuple(criteria),
+            stages[Status.PENDING_MANAGER],
+            dict(sorted(self.counts.items())),
+            stages,
         )
-
-
-def _by_day(days: Sequence[datetime], rows: Iterable[tuple[T, tuple[datetime | None, ...]]]) -> list[list[T]]:
-    """Rows grouped by the days [days[i], days[i+1]) their instants fall on, once per day."""
-    groups: list[list[T]] = [[] for _ in range(len(days) - 1)]
-    for row, instants in rows:
-        indexes = {bisect.bisect_right(days, at) - 1 for at in instants if at is not None}
-        for index in sorted(indexes):
-            if 0 <= index < len(groups):
-                groups[index].append(row)
-    return groups
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return sum(known) / len(known) if known else None
 
 
 # --- running it ---------------------------------------------------------------------------------------------
@@ -836,42 +877,25 @@ def generate_arrivals(params: SimParams, calendar: WorkingCalendar) -> list[date
     return result
 
 
-def _sample_times(params: SimParams, calendar: WorkingCalendar) -> list[datetime]:
-    """Every `sample_minutes` of working time on the measured days, half a step off the window's edges."""
-    step = timedelta(minutes=params.sample_minutes)
-    times = []
-    for offset in range(params.days):
-        window = calendar.window(params.start + timedelta(days=offset))
-        if window is None:
-            continue
-        at = window[0] + step / 2
-        while at < window[1]:
-            times.append(at)
-            at += step
-    return times
-
-
-def _midnights(first: date, count: int, calendar: WorkingCalendar) -> list[datetime]:
-    return [
-        datetime.combine(first + timedelta(days=offset), time(0), tzinfo=calendar.tz).astimezone(UTC)
-        for offset in range(count + 1)
-    ]
-
-
 def simulate(
-    params: SimParams, policy: Policy, calendar: WorkingCalendar, progress: ProgressFn | None = None
+    params: SimParams,
+    policy: Policy,
+    calendar: WorkingCalendar,
+    progress: ProgressFn | None = None,
+    policies: Sequence[PolicyName] = POLICY_NAMES,
 ) -> SimulationResult:
-    """Both policies over the same orders; the same parameters give the same result, bit for bit."""
+    """Both policies (or `policies`) over the same orders; the same parameters give the same result, bit for
+    bit. The bot's criteria are judged against "as today" when both run."""
     arrivals = generate_arrivals(params, calendar)
     draws = [_draws(params.seed, index) for index in range(len(arrivals))]
-    all_days = _midnights(
+    all_days = midnights(
         params.start - timedelta(days=params.warmup_days), params.warmup_days + params.days, calendar
     )
     measured = all_days[params.warmup_days :]
-    samples = _sample_times(params, calendar)
+    samples = sample_times(params.start, params.days, params.sample_minutes, calendar)
     outcomes: dict[PolicyName, PolicyOutcome] = {}
     baseline: dict[MetricKey, float | None] | None = None
-    for name in POLICY_NAMES:
+    for name in policies:
         run = _Run(name, params, policy, calendar, arrivals, draws, all_days[-1])
         run.run(samples, all_days, progress)
         outcomes[name] = run.outcome(baseline, measured)

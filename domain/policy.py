@@ -1,14 +1,20 @@
-"""The SLA policy (SPEC §5): per-status budgets, the working calendar, timeouts and load weights, read from
-one TOML file. `Policy.default()` is the SPEC table; `policy.toml` at the repository root has the
-same values.
+"""The policy (SPEC §5, §6): per-status budgets, the working calendar, timeouts, load weights and every
+tunable of the signal backbone, read from one TOML file.
+
+One source of defaults: `policy.toml` at the repository root (`DEFAULTS_FILE`). `Policy.default()` is that
+file; a deployment's POLICY_FILE is laid over it: a key or table it gives wins, a key it leaves out keeps the
+shipped value. Tables keyed by status (`budgets`, `load_weights`) and `crm_status_aliases` are replaced whole,
+so a file that gives budgets must give one per open status, and every file names its own `version`. The
+models below validate; they hold no default values of their own.
 """
 
 from __future__ import annotations
 
 import tomllib
 from datetime import date, time
+from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -20,7 +26,10 @@ from domain.statuses import OPEN_STATUSES, STATUS_ORDER, Status
 Clock = Literal["working", "calendar"]
 Severity = Literal["critical", "high", "medium", "low"]
 
-DEFAULT_POLICY_VERSION = "2026-11-1"
+# The shipped policy: the one place where every default value is written down.
+DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "policy.toml"
+# Tables a deployment's file replaces whole instead of key by key (see the module docstring).
+_REPLACED_TABLES = frozenset({"budgets", "load_weights", "crm_status_aliases"})
 
 
 class PolicyError(ValueError):
@@ -44,11 +53,11 @@ class _Model(BaseModel):
 
 
 class CalendarPolicy(_Model):
-    timezone: str | None = None  # None: the deployment's TIMEZONE setting
-    workdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])  # Monday = 0
-    start: time = time(9, 0)
-    end: time = time(18, 0)
-    holidays: list[date] = Field(default_factory=list)
+    timezone: str | None = None  # absent: the deployment's TIMEZONE setting
+    workdays: list[int]  # Monday = 0
+    start: time
+    end: time
+    holidays: list[date]
 
     @field_validator("timezone")
     @classmethod
@@ -82,26 +91,6 @@ class StatusBudget(_Model):
     severity: Severity
 
 
-DEFAULT_BUDGETS: dict[Status, StatusBudget] = {
-    Status.PENDING_MANAGER: StatusBudget(minutes=15, clock="working", severity="high"),
-    Status.ACCEPTED: StatusBudget(minutes=4 * 60, clock="working", severity="medium"),
-    Status.INSPECTION: StatusBudget(minutes=24 * 60, clock="working", severity="high"),
-    Status.AWAITING_CLIENT: StatusBudget(minutes=48 * 60, clock="calendar", severity="medium"),
-    Status.READY_FOR_SHIPMENT: StatusBudget(minutes=24 * 60, clock="working", severity="high"),
-    Status.IN_TRANSIT: StatusBudget(minutes=10 * 24 * 60, clock="calendar", severity="medium"),
-}
-
-# Inspection is the most work per order, in_transit the least; assigned-but-not-accepted orders count in full.
-DEFAULT_LOAD_WEIGHTS: dict[Status, float] = {
-    Status.PENDING_MANAGER: 1.0,
-    Status.ACCEPTED: 1.0,
-    Status.INSPECTION: 1.5,
-    Status.AWAITING_CLIENT: 0.5,
-    Status.READY_FOR_SHIPMENT: 1.0,
-    Status.IN_TRANSIT: 0.25,
-}
-
-
 def _check_open_status_keys(table: dict[Status, object], what: str) -> None:
     final = sorted((s for s in table if s not in OPEN_STATUSES), key=STATUS_ORDER.__getitem__)
     if final:
@@ -111,16 +100,58 @@ def _check_open_status_keys(table: dict[Status, object], what: str) -> None:
         raise ValueError(f"every open status needs a {what}; missing {', '.join(missing)}")
 
 
+ResponseSeverity = Literal["critical", "high", "medium"]  # "low" waits for the weekly review
+
+
+class SignalsPolicy(_Model):
+    """The signal backbone's ladder and timings (SPEC §6). A signal keeps the ladder in force when it was
+    raised (ai_signals.ladder); an edit applies to signals raised after it."""
+
+    response_minutes: dict[ResponseSeverity, int]  # calendar minutes to acknowledge, per severity
+    weekly_review_weekday: int = Field(ge=0, le=6)  # low signals are due at the weekly review
+    weekly_review_time: time
+    snooze_short_hours: int = Field(gt=0)  # the two snooze buttons
+    snooze_long_hours: int = Field(gt=0)
+    still_on_it_reply_minutes: int = Field(gt=0)  # working minutes to answer "still on it?"
+    effect_window_minutes: int = Field(gt=0)  # a decision's effect: did the order move on within this
+    postmortem_due_hours: int = Field(gt=0)  # a critical signal without a postmortem after this: flagged
+
+    @field_validator("response_minutes")
+    @classmethod
+    def _every_severity(cls, value: dict[ResponseSeverity, int]) -> dict[ResponseSeverity, int]:
+        missing = [s for s in ("critical", "high", "medium") if s not in value]
+        if missing:
+            raise ValueError(f"a response time is needed for {', '.join(missing)}")
+        if any(minutes <= 0 for minutes in value.values()):
+            raise ValueError("response times must be > 0 minutes")
+        return value
+
+
+class OutboxPolicy(_Model):
+    """Retries of CRM writes (bikewerk/outbox.py): exponential backoff with jitter; slow once refused."""
+
+    backoff_start_seconds: float = Field(gt=0)
+    backoff_max_seconds: float = Field(gt=0)
+    refused_retry_hours: float = Field(gt=0)
+
+
+class DispatchPolicy(_Model):
+    max_capacity: int = Field(gt=0)  # the highest capacity an admin may set with /capacity
+
+
 class Policy(_Model):
     version: str = Field(min_length=1)
-    calendar: CalendarPolicy = Field(default_factory=CalendarPolicy)
-    budgets: dict[Status, StatusBudget] = Field(default_factory=lambda: dict(DEFAULT_BUDGETS))
-    reminder_share: float = Field(default=0.8, gt=0, lt=1)
-    stuck_hours: int = Field(default=72, gt=0)
-    accept_timeout_minutes: int = Field(default=10, gt=0)  # working minutes
-    still_on_it_minutes: int = Field(default=240, gt=0)
-    crm_status_aliases: dict[str, Status] = Field(default_factory=dict)
-    load_weights: dict[Status, float] = Field(default_factory=lambda: dict(DEFAULT_LOAD_WEIGHTS))
+    calendar: CalendarPolicy
+    budgets: dict[Status, StatusBudget]
+    reminder_share: float = Field(gt=0, lt=1)
+    stuck_hours: int = Field(gt=0)
+    accept_timeout_minutes: int = Field(gt=0)  # working minutes
+    still_on_it_minutes: int = Field(gt=0)
+    crm_status_aliases: dict[str, Status]
+    load_weights: dict[Status, float]
+    signals: SignalsPolicy
+    outbox: OutboxPolicy
+    dispatch: DispatchPolicy
     autopilot: AutopilotPolicy = Field(default_factory=AutopilotPolicy)  # [autopilot] (issue 18)
 
     @field_validator("budgets")
@@ -147,7 +178,8 @@ class Policy(_Model):
 
     @classmethod
     def default(cls) -> Policy:
-        return cls(version=DEFAULT_POLICY_VERSION)
+        """The shipped policy (`DEFAULTS_FILE`)."""
+        return _shipped()
 
 
 def _describe(error: ValidationError) -> tuple[tuple[str, ...], str]:
@@ -161,21 +193,54 @@ def _describe(error: ValidationError) -> tuple[tuple[str, ...], str]:
     return tuple(fields), "; ".join(parts)
 
 
-def load_policy(path: Path | None) -> Policy:
-    """Read the policy file (None: the built-in default); `PolicyError` names the file and every bad field."""
-    if path is None:
-        return Policy.default()
+def _read(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise PolicyError(f"policy file {path}: cannot read: {exc.strerror or exc}", path=path) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PolicyError(f"policy file {path}: not valid TOML: {exc}", path=path) from None
+
+
+def _validate(data: dict[str, Any], path: Path) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
         fields, detail = _describe(exc)
         raise PolicyError(f"policy file {path}: {detail}", path=path, fields=fields) from None
+
+
+def _overlay(base: dict[str, Any], top: dict[str, Any], *, depth: int = 0) -> dict[str, Any]:
+    """`top` over `base`, table by table; the tables in `_REPLACED_TABLES` (top level) are taken whole."""
+    merged = dict(base)
+    for key, value in top.items():
+        old = merged.get(key)
+        replaced = depth == 0 and key in _REPLACED_TABLES
+        if isinstance(old, dict) and isinstance(value, dict) and not replaced:
+            merged[key] = _overlay(old, value, depth=depth + 1)
+        else:
+            merged[key] = value
+    return merged
+
+
+@cache
+def _shipped_data() -> dict[str, Any]:
+    return _read(DEFAULTS_FILE)
+
+
+@cache
+def _shipped() -> Policy:
+    return _validate(_shipped_data(), DEFAULTS_FILE)
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Read a policy file laid over the shipped one (None: the shipped policy itself); `PolicyError` names the
+    file and every bad field. The file must name its `version`."""
+    if path is None:
+        return Policy.default()
+    data = _read(path)
+    defaults = {key: value for key, value in _shipped_data().items() if key != "version"}
+    return _validate(_overlay(defaults, data), path)
 
 
 def calendar_for(policy: Policy, default_tz: str) -> WorkingCalendar:

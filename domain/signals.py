@@ -1,5 +1,6 @@
 """Signals (SPEC §6) as pure rules: the dictionary of signal types, response deadlines, routing and the
-escalation ladder, conflict arbitration, and the parsing of `/decide`, `/signals` and signal button data.
+escalation ladder, conflict arbitration, and the commands people give (what `/decide` and the buttons are
+parsed into by keyboards/signal_input.py).
 
 Nothing here touches the store or Telegram. Texts are not here either: the ping and answer texts live in
 `keyboards/signals.py` and go through gettext; this module returns stable codes they are rendered from.
@@ -7,15 +8,15 @@ Nothing here touches the store or Telegram. Texts are not here either: the ping 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
-from domain.policy import Severity
+from domain.actors import Actor
+from domain.policy import Severity, SignalsPolicy
 
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 # Worst first: the order lists, arbitration and repeats use.
@@ -120,6 +121,9 @@ def signal_type(code: str) -> SignalType:
         raise UnknownSignalType(code) from None
 
 
+MAX_POSTMORTEM_ANSWER = 1000  # characters in one answer of a postmortem
+
+
 def needs_postmortem(severity: str) -> bool:
     return severity in ("critical", "high")
 
@@ -157,6 +161,10 @@ class Signal:
     last_seen_at: datetime
     details: dict[str, Any]
     ping_chats: tuple[int, ...]
+    # Frozen when raised (ai_signals.ladder, ai_signals.contacts): the timings and the routing that apply to
+    # this signal. `contacts` is None until the signal is routed (raised without settings, or before 008).
+    ladder: Ladder
+    contacts: Contacts | None
     parked_by: int | None = None  # arbitration parked it behind this signal: no ladder, no pings
     parked_reason: str | None = None  # the type of the signal it waits for
 
@@ -174,35 +182,76 @@ class Signal:
 
 # --- response deadlines -------------------------------------------------------------------------------------
 
-RESPONSE_MINUTES: dict[str, int] = {"critical": 15, "high": 2 * 60, "medium": 24 * 60}
-WEEKLY_REVIEW_WEEKDAY = 0  # Monday
-WEEKLY_REVIEW_TIME = time(10, 0)
+
+@dataclass(frozen=True)
+class Ladder:
+    """The timings that apply to one signal, taken from the policy's [signals] table when it is raised and
+    frozen on it (ai_signals.ladder), so a later policy edit never rewrites a running escalation."""
+
+    response_minutes: Mapping[str, int]  # critical, high, medium; low waits for the weekly review
+    review_weekday: int  # Monday = 0
+    review_time: time
+    snooze_short_hours: int
+    snooze_long_hours: int
+    still_on_it_reply_minutes: int
+
+    @classmethod
+    def of(cls, policy: SignalsPolicy) -> Ladder:
+        return cls(
+            response_minutes={str(severity): m for severity, m in policy.response_minutes.items()},
+            review_weekday=policy.weekly_review_weekday,
+            review_time=policy.weekly_review_time,
+            snooze_short_hours=policy.snooze_short_hours,
+            snooze_long_hours=policy.snooze_long_hours,
+            still_on_it_reply_minutes=policy.still_on_it_reply_minutes,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "response_minutes": dict(self.response_minutes),
+            "review_weekday": self.review_weekday,
+            "review_time": self.review_time.strftime("%H:%M"),
+            "snooze_short_hours": self.snooze_short_hours,
+            "snooze_long_hours": self.snooze_long_hours,
+            "still_on_it_reply_minutes": self.still_on_it_reply_minutes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Ladder:
+        return cls(
+            response_minutes={str(k): int(v) for k, v in data["response_minutes"].items()},
+            review_weekday=int(data["review_weekday"]),
+            review_time=time.fromisoformat(data["review_time"]),
+            snooze_short_hours=int(data["snooze_short_hours"]),
+            snooze_long_hours=int(data["snooze_long_hours"]),
+            still_on_it_reply_minutes=int(data["still_on_it_reply_minutes"]),
+        )
+
+    def snooze_hours(self, action: DecideAction) -> int | None:
+        """How long a snooze button postpones; None for an action that is not a snooze."""
+        if action is DecideAction.SNOOZE_1H:
+            return self.snooze_short_hours
+        if action is DecideAction.SNOOZE_4H:
+            return self.snooze_long_hours
+        return None
 
 
-# How long the owner has to answer "still on it?" (working minutes) before it goes up the ladder.
-STILL_ON_IT_REPLY_MINUTES = 60
-# How long after a decision its observed effect is judged (did the order move on within this many minutes).
-EFFECT_WINDOW_MINUTES = 60
-# A critical signal without a finished postmortem this long after it was raised raises postmortem.missing.
-POSTMORTEM_DUE_HOURS = 24
-
-
-def next_weekly_review(now: datetime, tz: ZoneInfo) -> datetime:
-    """The first weekly review (Monday 10:00 local) strictly after `now`."""
+def next_weekly_review(now: datetime, tz: ZoneInfo, ladder: Ladder) -> datetime:
+    """The first weekly review (by default Monday 10:00 local) strictly after `now`."""
     local = now.astimezone(tz)
-    days = (WEEKLY_REVIEW_WEEKDAY - local.weekday()) % 7
-    candidate = datetime.combine(local.date() + timedelta(days=days), WEEKLY_REVIEW_TIME, tzinfo=tz)
+    days = (ladder.review_weekday - local.weekday()) % 7
+    candidate = datetime.combine(local.date() + timedelta(days=days), ladder.review_time, tzinfo=tz)
     if candidate <= local:
-        candidate = datetime.combine(candidate.date() + timedelta(days=7), WEEKLY_REVIEW_TIME, tzinfo=tz)
+        candidate = datetime.combine(candidate.date() + timedelta(days=7), ladder.review_time, tzinfo=tz)
     return candidate.astimezone(now.tzinfo)
 
 
-def response_deadline(severity: str, now: datetime, tz: ZoneInfo) -> datetime:
+def response_deadline(severity: str, now: datetime, tz: ZoneInfo, ladder: Ladder) -> datetime:
     """By when a signal must be acknowledged. Calendar time: a crisis does not wait for Monday; low ones wait
     for the weekly review."""
     if severity == "low":
-        return next_weekly_review(now, tz)
-    return now + timedelta(minutes=RESPONSE_MINUTES[severity])
+        return next_weekly_review(now, tz, ladder)
+    return now + timedelta(minutes=ladder.response_minutes[severity])
 
 
 # --- routing and the escalation ladder ---------------------------------------------------------------------
@@ -236,6 +285,27 @@ class Contacts:
 
     def lead_person(self) -> int | None:
         return self.lead_ids[0] if self.lead_ids else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "leads_chat_id": self.leads_chat_id,
+            "crisis_chat_id": self.crisis_chat_id,
+            "owner_id": self.owner_id,
+            "lead_ids": list(self.lead_ids),
+            "admin_ids": list(self.admin_ids),
+            "admin_chat_id": self.admin_chat_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Contacts:
+        return cls(
+            leads_chat_id=data.get("leads_chat_id"),
+            crisis_chat_id=data.get("crisis_chat_id"),
+            owner_id=data.get("owner_id"),
+            lead_ids=tuple(data.get("lead_ids", ())),
+            admin_ids=tuple(data.get("admin_ids", ())),
+            admin_chat_id=data.get("admin_chat_id"),
+        )
 
 
 def initial_level(severity: str, owner_person: int | None) -> Level:
@@ -330,7 +400,7 @@ def to_park(result: Arbitration) -> list[OpenSignal]:
     return [s for s in result.ranked[1:] if s.priority > result.winner.priority]
 
 
-# --- commands: /decide, /signals and the ping buttons -------------------------------------------------------
+# --- commands: what /decide, /signals and the ping buttons mean ------------------------------------------
 
 
 class DecideAction(StrEnum):
@@ -345,13 +415,7 @@ class DecideAction(StrEnum):
     STILL_ON_IT = "still"  # the "still on it?" answer (button only)
 
 
-SNOOZE_HOURS: dict[DecideAction, int] = {DecideAction.SNOOZE_1H: 1, DecideAction.SNOOZE_4H: 4}
-# Words /decide accepts (the buttons also snooze and answer "still on it?").
-DECIDE_WORDS: tuple[str, ...] = ("ack", "resolve", "approve", "reject", "reassign", "escalate")
-MAX_COMMENT = 500
-_MAX_ID = 2**63 - 1
-_MANAGER_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
-_ORDER_ID = _MANAGER_ID
+MAX_COMMENT = 500  # characters in the comment of a /decide
 
 
 @dataclass(frozen=True)
@@ -360,108 +424,6 @@ class SignalCommand:
     action: DecideAction
     manager_id: str | None = None  # for reassign
     comment: str = ""
-
-
-ParseErrorCode = Literal[
-    "missing_id",
-    "bad_id",
-    "missing_action",
-    "unknown_action",
-    "missing_manager",
-    "bad_manager",
-    "comment_too_long",
-    "bad_callback",
-    "unknown_filter",
-    "bad_order",
-]
-
-
-@dataclass(frozen=True)
-class ParseError:
-    """Why a command was refused: a stable code and the offending piece (for the one-line answer)."""
-
-    code: ParseErrorCode
-    value: str = ""
-
-
-def _parse_id(token: str) -> int | None:
-    token = token.removeprefix("#")
-    if not token.isascii() or not token.isdigit():
-        return None
-    number = int(token)
-    return number if 0 < number <= _MAX_ID else None
-
-
-def parse_decide(args: str | None) -> SignalCommand | ParseError:
-    """`/decide ID ACTION [comment]`; ACTION: ack, resolve, approve, reject, reassign MANAGER, escalate."""
-    parts = (args or "").split(maxsplit=2)
-    if not parts:
-        return ParseError("missing_id")
-    signal_id = _parse_id(parts[0])
-    if signal_id is None:
-        return ParseError("bad_id", parts[0][:40])
-    if len(parts) < 2:
-        return ParseError("missing_action")
-    word = parts[1].lower()
-    if word not in DECIDE_WORDS:
-        return ParseError("unknown_action", parts[1][:40])
-    action = DecideAction(word)
-    rest = parts[2] if len(parts) > 2 else ""
-    manager_id: str | None = None
-    if action is DecideAction.REASSIGN:
-        manager, _, rest = rest.partition(" ") if rest else ("", "", "")
-        if not manager:
-            return ParseError("missing_manager")
-        if not _MANAGER_ID.match(manager):
-            return ParseError("bad_manager", manager[:40])
-        manager_id = manager
-    comment = rest.strip()
-    if len(comment) > MAX_COMMENT:
-        return ParseError("comment_too_long", str(len(comment)))
-    return SignalCommand(signal_id, action, manager_id, comment)
-
-
-def parse_signal_id(args: str | None) -> int | ParseError:
-    """`/signal ID`."""
-    parts = (args or "").split()
-    if not parts:
-        return ParseError("missing_id")
-    signal_id = _parse_id(parts[0])
-    if signal_id is None or len(parts) > 1:
-        return ParseError("bad_id", (args or "").strip()[:40])
-    return signal_id
-
-
-# Signal buttons: "sg:<id>:<code>[:<manager>]" — the layout keyboards.signals.SignalCallback packs.
-CALLBACK_PREFIX = "sg"
-BUTTON_CODES: dict[str, DecideAction] = {
-    "ak": DecideAction.ACK,
-    "rs": DecideAction.RESOLVE,
-    "s1": DecideAction.SNOOZE_1H,
-    "s4": DecideAction.SNOOZE_4H,
-    "ra": DecideAction.REASSIGN,  # without a manager: show the picker; with one: reassign to them
-    "ap": DecideAction.APPROVE,
-    "rj": DecideAction.REJECT,
-    "es": DecideAction.ESCALATE,
-    "ok": DecideAction.STILL_ON_IT,
-}
-BUTTON_CODE_OF: dict[DecideAction, str] = {action: code for code, action in BUTTON_CODES.items()}
-
-
-def parse_signal_callback(data: str | None) -> SignalCommand | ParseError:
-    """Parse a signal button's callback data; anything not made by our keyboards is a `bad_callback`."""
-    parts = (data or "").split(":")
-    if len(parts) not in (3, 4) or parts[0] != CALLBACK_PREFIX:
-        return ParseError("bad_callback")
-    signal_id = _parse_id(parts[1]) if not parts[1].startswith("#") else None
-    action = BUTTON_CODES.get(parts[2])
-    if signal_id is None or action is None:
-        return ParseError("bad_callback")
-    # aiogram packs an absent manager as an empty last field.
-    manager = parts[3] if len(parts) == 4 else ""
-    if manager and (action is not DecideAction.REASSIGN or not _MANAGER_ID.match(manager)):
-        return ParseError("bad_callback")
-    return SignalCommand(signal_id, action, manager or None)
 
 
 @dataclass(frozen=True)
@@ -474,44 +436,7 @@ class SignalFilter:
         return self.severity is None and self.circle is None and self.order_id is None
 
 
-def parse_signal_filter(args: str | None) -> SignalFilter | ParseError:
-    """`/signals [severity] [circle] [order ID]`, in any order (`order=ID` works too)."""
-    severity: Severity | None = None
-    circle: Circle | None = None
-    order_id: str | None = None
-    tokens = (args or "").split()
-    index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        word = token.lower()
-        if word in SEVERITIES and severity is None:
-            severity = next(s for s in SEVERITIES if s == word)
-        elif word in {c.value for c in Circle} and circle is None:
-            circle = Circle(word)
-        elif (word == "order" or word.startswith("order=")) and order_id is None:
-            value = token.partition("=")[2]
-            if not value:
-                index += 1
-                value = tokens[index] if index < len(tokens) else ""
-            if not _ORDER_ID.match(value):
-                return ParseError("bad_order", value[:40])
-            order_id = value
-        else:
-            return ParseError("unknown_filter", token[:40])
-        index += 1
-    return SignalFilter(severity, circle, order_id)
-
-
 # --- who may do what ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The person pressing a button or typing /decide, as the rights rules see them."""
-
-    user_id: int
-    staff: bool  # lead, admin or owner: may act on any signal
-    approver: bool  # admin or owner: may approve or reject what waits for a human decision
 
 
 _OWNER_PERSON_ACTIONS = frozenset(

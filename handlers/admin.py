@@ -23,15 +23,10 @@ from backbone.views import signal_page, signal_with_history
 from bot.roles import Caller
 from bot.services import Services
 from circles.sales_ops.dispatcher import managers_overview
-from domain.signals import (
-    ParseError,
-    SignalFilter,
-    parse_decide,
-    parse_signal_filter,
-    parse_signal_id,
-)
+from domain.signals import SignalFilter
 from handlers.signals import actor_of_caller
 from keyboards import signals as cards
+from keyboards.signal_input import ParseError, parse_decide, parse_signal_filter, parse_signal_id
 
 PER_PAGE = 10
 

@@ -21,8 +21,8 @@ from bot.services import Services
 from circles.sales_ops import dispatcher, orders
 from circles.sales_ops.checklist import open_checklist
 from circles.sales_ops.orders import ActionRefused
+from domain.orders import STEP_ACTIONS
 from keyboards.orders import (
-    STEP_ACTIONS,
     MyOrder,
     OfferCallback,
     StepCallback,
@@ -201,7 +201,7 @@ async def cmd_capacity(message: Message, command: CommandObject, services: Servi
         return
     args = _two_args(command)
     if args is None or not (args[1] == "reset" or args[1].isdigit()):
-        await message.answer(usage_text("capacity"))
+        await message.answer(usage_text("capacity", max=services.policy.dispatch.max_capacity))
         return
     manager_id, value = args
     capacity = None if value == "reset" else int(value)

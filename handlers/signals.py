@@ -16,8 +16,10 @@ from bot.roles import Caller
 from bot.services import Services
 from circles.sales_ops.checkins import answer_checkin
 from circles.sales_ops.dispatcher import reassign_candidates
-from domain.signals import Actor, DecideAction, ParseError, parse_signal_callback, permitted
+from domain.actors import Actor
+from domain.signals import DecideAction, permitted
 from keyboards import signals as cards
+from keyboards.signal_input import ParseError, parse_signal_callback
 
 CALLBACK_ANSWER_LIMIT = 200
 

@@ -24,6 +24,7 @@ from aiogram.utils.i18n.lazy_proxy import LazyProxy
 from bot.i18n import _, __
 from domain.checklist import Missing
 from domain.models import Order
+from domain.orders import CLIENT_SAID_NO
 from domain.statuses import FINAL_STATUSES, Status, next_steps
 from storage.assignments import Assignment, AssignmentState, StoredCandidate
 from storage.orders import HistoryEntry
@@ -44,8 +45,8 @@ class OfferCallback(CallbackData, prefix="of"):
 
 class StepCallback(CallbackData, prefix="st"):
     """A status button on an accepted order's card: `h` is the order's handle (storage.orders.order_handle),
-    act a code of STEP_ACTIONS, chk (open the checklist), cxl (show cancel reasons), cx (cancel with reason
-    `r`), ship (ask for the tracking number) or back."""
+    act a code of domain.orders.STEP_ACTIONS, chk (open the checklist), cxl (show cancel reasons), cx (cancel
+    with reason `r`), ship (ask for the tracking number) or back."""
 
     act: str
     h: int
@@ -69,21 +70,14 @@ def keyboard(rows: Sequence[Sequence[Button]]) -> Markup | None:
     return {"inline_keyboard": rows} if rows else None
 
 
-# Button code -> the status it moves the order to. "chk" opens the checklist, whose Submit moves the order on.
-STEP_ACTIONS: dict[str, Status] = {
-    "insp": Status.INSPECTION,
-    "yes": Status.READY_FOR_SHIPMENT,
-    "dlv": Status.DELIVERED,
-}
-CLIENT_SAID_NO = "client_no"  # the cancel reason of "Client answered no"
-
-DECLINE_REASONS: dict[str, LazyProxy] = {
+# The texts of the reason codes of domain/orders.py (tests/test_order_rules.py checks every code has one).
+DECLINE_REASON_LABELS: dict[str, LazyProxy] = {
     "busy": __("Too many orders right now"),
     "away": __("Not available (off shift, away)"),
     "skill": __("Not my brand or bike type"),
     "other": __("Other reason"),
 }
-CANCEL_REASONS: dict[str, LazyProxy] = {
+CANCEL_REASON_LABELS: dict[str, LazyProxy] = {
     "client": __("Client cancelled"),
     "seller": __("Seller withdrew the bike"),
     "defect": __("Failed inspection"),
@@ -230,7 +224,7 @@ def order_card(view: CardView) -> tuple[str, Markup | None]:
         lines.append(_("Why do you decline? Choose a reason:"))
         rows.extend(
             [button(str(text), OfferCallback(act="why", a=view.offer_id, r=code))]
-            for code, text in DECLINE_REASONS.items()
+            for code, text in DECLINE_REASON_LABELS.items()
         )
         rows.append([button(_("« Back"), OfferCallback(act="back", a=view.offer_id))])
     elif state == "expired":
@@ -240,7 +234,7 @@ def order_card(view: CardView) -> tuple[str, Markup | None]:
             )
         )
     elif state == "declined":
-        reason = label(DECLINE_REASONS, view.answer_reason)
+        reason = label(DECLINE_REASON_LABELS, view.answer_reason)
         lines.append(_("You declined this order: {reason}.").format(reason=reason))
     elif state in ("released", "offered"):
         why = label(RELEASE_REASONS, view.answer_reason or "crm")
@@ -258,7 +252,7 @@ def _progress_part(view: CardView, lines: list[str], rows: list[list[Button]]) -
         lines.append(_("✅ Delivered. Thank you!"))
         return
     if order.status is Status.CANCELLED:
-        lines.append(_("Cancelled: {reason}").format(reason=label(CANCEL_REASONS, view.cancel_reason)))
+        lines.append(_("Cancelled: {reason}").format(reason=label(CANCEL_REASON_LABELS, view.cancel_reason)))
         return
     lines.append(
         _("Next step: {step}, by {deadline}").format(
@@ -274,7 +268,7 @@ def _progress_part(view: CardView, lines: list[str], rows: list[list[Button]]) -
         lines.append(_("Cancel the order? Choose a reason:"))
         rows.extend(
             [button(str(text), StepCallback(act="cx", h=handle, r=code))]
-            for code, text in CANCEL_REASONS.items()
+            for code, text in CANCEL_REASON_LABELS.items()
             if code != CLIENT_SAID_NO
         )
         rows.append([button(_("« Back"), StepCallback(act="back", h=handle))])
@@ -390,7 +384,7 @@ def _assignment_block(a: Assignment, candidates: Sequence[StoredCandidate], tz: 
         offered=when(a.offered_at, tz),
     )
     if a.state == "declined":
-        head += " — " + label(DECLINE_REASONS, a.decline_reason)
+        head += " — " + label(DECLINE_REASON_LABELS, a.decline_reason)
     lines = [head, "   " + _("Why: {reason}").format(reason=label(_PICK_REASONS, a.reason))]
     eligible = sorted((c for c in candidates if c.eligible), key=lambda c: (c.load or 0.0, c.manager_id))
     for c in eligible[:_SHOWN_CANDIDATES]:
@@ -437,7 +431,7 @@ def order_details_text(d: OrderDetails) -> str:
             actor=escape(h.actor),
             source=_("CRM") if h.source == "crm" else _("bot"),
         )
-        lines.append(line + (" — " + label(CANCEL_REASONS, h.reason) if h.reason else ""))
+        lines.append(line + (" — " + label(CANCEL_REASON_LABELS, h.reason) if h.reason else ""))
     if not d.history:
         lines.append("—")
     lines += ["", _("<b>Assignments</b>")]
@@ -489,7 +483,7 @@ _REFUSALS: dict[str, LazyProxy] = {
     "bad_reason": __("Unknown reason; please use the buttons."),
     "no_manager": __("Unknown manager {manager}."),
     "not_a_manager": __("Only managers have shifts."),
-    "bad_capacity": __("Capacity is a whole number from 0 to 500, or 'reset'."),
+    "bad_capacity": __("Capacity is a whole number from 0 to {max}, or 'reset'."),
     "stale_button": __("This button is out of date; open the order again with /order ID."),
     "no_checklist": __("No checklist is open: press “Open checklist” on the order card first."),
     "checklist_closed": __("The checklist of order {order} can only be filled during the inspection."),
@@ -529,7 +523,7 @@ _DONE: dict[str, LazyProxy] = {
 _USAGES: dict[str, LazyProxy] = {
     "order": __("Usage: /order ID"),
     "shift": __("Usage: /shift on or /shift off"),
-    "capacity": __("Usage: /capacity MANAGER N (0-500) or /capacity MANAGER reset"),
+    "capacity": __("Usage: /capacity MANAGER N (0-{max}) or /capacity MANAGER reset"),
     "leave": __("Usage: /leave MANAGER on or /leave MANAGER off"),
     "managers_only": __("This command is for managers."),
     "admins_only": __("This command is for admins."),
@@ -556,5 +550,5 @@ def done_text(code: str, **facts: object) -> str:
     return _fill(str(_DONE[code]), facts)
 
 
-def usage_text(command: str) -> str:
-    return str(_USAGES[command])
+def usage_text(command: str, **facts: object) -> str:
+    return _fill(str(_USAGES[command]), facts)

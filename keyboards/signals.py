@@ -20,14 +20,11 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.i18n import _, ngettext
 from domain.dispatch import Candidate
 from domain.signals import (
-    BUTTON_CODE_OF,
-    CALLBACK_PREFIX,
     MAX_COMMENT,
+    MAX_POSTMORTEM_ANSWER,
     SIGNAL_TYPES,
-    SNOOZE_HOURS,
     DecideAction,
     Level,
-    ParseError,
     Signal,
     SignalCommand,
     SignalFilter,
@@ -35,18 +32,19 @@ from domain.signals import (
 )
 from domain.statuses import Status
 from keyboards.orders import status_label
+from keyboards.signal_input import BUTTON_CODE_OF, CALLBACK_PREFIX, ParseError
 from storage.assignments import DispatchManager
 from storage.signals import Decision, Postmortem
 
 _MAX_DETAIL_LINES = 6
 _MAX_DETAIL_CHARS = 120
 _MAX_HISTORY = 15  # decisions shown under /signal ID
-MAX_POSTMORTEM_ANSWER = 1000
 _SEVERITY_ICON = {"critical": "🔴", "high": "🟠", "medium": "🟡", "low": "⚪"}
 
 
 class SignalCallback(CallbackData, prefix=CALLBACK_PREFIX):
-    """A ping button: signal id, action code (domain.signals.BUTTON_CODES) and, for reassign, a manager id."""
+    """A ping button: signal id, action code (keyboards.signal_input.BUTTON_CODES) and, for reassign, a
+    manager id."""
 
     id: int
     a: str
@@ -267,12 +265,16 @@ def ping_keyboard(signal: Signal) -> InlineKeyboardMarkup:
         rows.append(first)
     rows.append(
         [
-            _button(_("💤 Snooze 1 h"), signal.id, DecideAction.SNOOZE_1H),
-            _button(_("💤 Snooze 4 h"), signal.id, DecideAction.SNOOZE_4H),
+            _button(_snooze_label(signal.ladder.snooze_short_hours), signal.id, DecideAction.SNOOZE_1H),
+            _button(_snooze_label(signal.ladder.snooze_long_hours), signal.id, DecideAction.SNOOZE_4H),
         ]
     )
     rows.append([_button(_("↪ Reassign"), signal.id, DecideAction.REASSIGN)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def _snooze_label(hours: int) -> str:
+    return ngettext("💤 Snooze {hours} h", "💤 Snooze {hours} h", hours).format(hours=hours)
 
 
 def no_buttons() -> InlineKeyboardMarkup:
@@ -509,7 +511,8 @@ def refusal_text(refusal: str, command: SignalCommand) -> str:
 
 def done_text(signal: Signal, command: SignalCommand, tz: ZoneInfo) -> str:
     sid = signal.id
-    if command.action in SNOOZE_HOURS and signal.snoozed_until is not None:
+    snooze = (DecideAction.SNOOZE_1H, DecideAction.SNOOZE_4H)
+    if command.action in snooze and signal.snoozed_until is not None:
         return _("Signal #{id} snoozed until {time}.").format(
             id=sid, time=local_time(signal.snoozed_until, tz)
         )

@@ -1,7 +1,7 @@
 """The CRM mirror (SPEC §10): the sync's upserts of managers, orders and CRM status events, its cursors, the
 records kept aside as contract violations, workspace snapshots and the CRM write outbox (crm_outbox).
 
-Writes take the connection of the caller's transaction; reads take a connection too (`db.conn` outside one).
+Writes take the connection of the caller's transaction; reads take a connection too (`db.reader` outside one).
 Lists of ids go to SQLite as one JSON parameter (`json_each`), so a page of thousands is still one statement.
 """
 

@@ -136,16 +136,31 @@ def _sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class Database:
-    """One aiosqlite connection for the process, with one writer transaction at a time.
+async def open_reader(path: Path) -> aiosqlite.Connection:
+    """A read-only connection to the database at `path` (WAL: reads never wait for the writer)."""
+    reader = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    reader.row_factory = aiosqlite.Row
+    await reader.execute("PRAGMA busy_timeout=5000")
+    await reader.execute("PRAGMA cache_size=-32768")
+    return reader
 
-    aiosqlite runs every statement on one thread; the lock keeps two coroutines from interleaving statements
-    inside each other's transactions.
+
+class Database:
+    """The process's database: one writer connection with one transaction at a time, and one read-only
+    connection for plain reads.
+
+    aiosqlite runs every statement of a connection on one thread; the write lock keeps two coroutines from
+    interleaving statements inside each other's transactions. Plain reads (`fetchall`, `fetchone`, `reader`)
+    go to a second connection: in WAL mode each of its statements sees the last committed state, never the
+    half-done transaction another coroutine holds open on the writer (which may still roll back).
     """
 
-    def __init__(self, path: Path, conn: aiosqlite.Connection, lock: ProcessLock | None) -> None:
+    def __init__(
+        self, path: Path, conn: aiosqlite.Connection, lock: ProcessLock | None, reader: aiosqlite.Connection
+    ) -> None:
         self.path = path
         self.conn = conn
+        self.reader = reader
         self._process_lock = lock
         self._write_lock = asyncio.Lock()
 
@@ -163,7 +178,7 @@ class Database:
                 lock.release()
             raise StorageError(f"cannot open the database {path}: {exc}") from exc
         conn.row_factory = aiosqlite.Row
-        db = cls(path, conn, lock)
+        db = cls(path, conn, lock, conn)
         try:
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA synchronous=NORMAL")
@@ -173,6 +188,7 @@ class Database:
             await conn.execute("PRAGMA cache_size=-32768")
             if run_migrations:
                 await migrate(conn)
+            db.reader = await open_reader(path)
         except sqlite3.DatabaseError as exc:
             await db.close()
             raise StorageError(f"cannot use the database {path}: {exc}") from exc
@@ -182,6 +198,8 @@ class Database:
         return db
 
     async def close(self) -> None:
+        if self.reader is not self.conn:
+            await self.reader.close()
         await self.conn.close()
         if self._process_lock is not None:
             self._process_lock.release()
@@ -210,11 +228,11 @@ class Database:
     async def fetchall(
         self, sql: str, params: tuple[object, ...] | dict[str, object] = ()
     ) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, params) as cursor:
+        async with self.reader.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
     async def fetchone(
         self, sql: str, params: tuple[object, ...] | dict[str, object] = ()
     ) -> aiosqlite.Row | None:
-        async with self.conn.execute(sql, params) as cursor:
+        async with self.reader.execute(sql, params) as cursor:
             return await cursor.fetchone()

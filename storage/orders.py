@@ -2,7 +2,7 @@
 (order_handles) and what a manager's next message answers (input_focus). The sync owns the CRM mirror's
 upserts (storage/crm.py); this module owns the bot's side.
 
-Functions take an aiosqlite connection: the one of the caller's transaction, or `db.conn` for a plain read.
+Functions take an aiosqlite connection: the one of the caller's transaction, or `db.reader` for a plain read.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 import aiosqlite
 
 from domain.policy import Severity
-from domain.signals import Signal, SignalFilter
+from domain.signals import Contacts, Ladder, Signal, SignalFilter
 from storage.db import Database, parse_ts, parse_ts_opt, ts
 
 Source = Database | aiosqlite.Connection
@@ -70,6 +70,8 @@ def signal_from_row(row: aiosqlite.Row) -> Signal:
         last_seen_at=parse_ts(row["last_seen_at"]),
         details=json.loads(row["details"]),
         ping_chats=tuple(json.loads(row["ping_chats"])),
+        ladder=Ladder.from_dict(json.loads(row["ladder"])),
+        contacts=None if row["contacts"] is None else Contacts.from_dict(json.loads(row["contacts"])),
         parked_by=row["parked_by"],
         parked_reason=row["parked_reason"],
     )
@@ -103,13 +105,15 @@ class NewSignal:
     title: str
     details: Mapping[str, Any]
     ping_chats: tuple[int, ...]
+    ladder: Ladder
+    contacts: Contacts | None  # None: not routed yet
 
 
 _INSERT_SIGNAL = """
 INSERT INTO ai_signals (type, severity, circle, order_id, dedup_key, state, owner_person, escalation_level,
                         needs_decision, deadline_at, raised_at, raised_by, last_seen_at, title, details,
-                        ping_chats)
-VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ping_chats, ladder, contacts)
+VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -130,6 +134,8 @@ def _signal_row(new: NewSignal) -> tuple[object, ...]:
         new.title,
         _json(dict(new.details)),
         _json(list(new.ping_chats)),
+        _encode(new.ladder),
+        _encode(new.contacts),
     )
 
 
@@ -160,6 +166,8 @@ def _stored(new: NewSignal, signal_id: int) -> Signal:
         last_seen_at=new.raised_at,
         details=dict(new.details),
         ping_chats=new.ping_chats,
+        ladder=new.ladder,
+        contacts=new.contacts,
     )
 
 
@@ -230,11 +238,14 @@ _SIGNAL_COLUMNS = frozenset(
         "details",
         "ping_chats",
         "postmortem_flagged_at",
+        "contacts",
     }
 )
 
 
 def _encode(value: object) -> object:
+    if isinstance(value, Contacts | Ladder):
+        return _json(value.as_dict())
     if isinstance(value, datetime):
         return ts(value)
     if isinstance(value, dict):

@@ -6,7 +6,8 @@ nothing changed."""
 from __future__ import annotations
 
 from backbone.signals import raise_signal, request_approval
-from tests.support.admin_bot import WAIT, Harness, breach, h, running_bot  # noqa: F401
+from tests.support.admin_bot import breach, h, running_bot  # noqa: F401
+from tests.support.harness import Harness
 from tests.support.sla_world import ADMIN, LEAD, LEADS_CHAT, MANAGER_TG, OWNER
 
 

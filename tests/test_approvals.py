@@ -19,7 +19,8 @@ from backbone.commands import Outcome, act
 from bot.services import Services
 from circles.sales_ops import orders
 from circles.sales_ops.orders import Cancellation
-from domain.signals import Actor, DecideAction, SignalCommand
+from domain.actors import Actor
+from domain.signals import DecideAction, SignalCommand
 from domain.statuses import Status
 from storage.people import set_language
 from testkit.emulator import BotMessage

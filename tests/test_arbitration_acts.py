@@ -22,6 +22,7 @@ async def _hold(h: Harness, order_id: str = "O1") -> int:
             now=services.clock.now(),
             order_id=order_id,
             settings=services.settings,
+            policy=services.policy,
         )
     services.wake_sender()
     return signal_id
@@ -83,6 +84,7 @@ async def test_signals_of_one_priority_class_are_ordered_not_parked(h: Harness) 
             now=local(2, 10, 20),
             order_id="O1",
             settings=services.settings,
+            policy=services.policy,
         )
     assert all(s.parked_by is None for s in await h.world.signals())
 

@@ -15,7 +15,6 @@ from circles.sales_ops import dispatcher
 from circles.strategy import autopilot
 from circles.strategy.daily import run_daily
 from domain.autopilot import REASSIGN_ON_TIMEOUT, REMIND, AutopilotAction, AutopilotPolicy
-from domain.policy import Policy
 from storage.signals import set_effect
 from tests.support.order_world import add_manager, add_order, clock_of, make_services, rows
 from tests.support.sla_world import OWNER, World, local, make_policy
@@ -115,7 +114,7 @@ async def test_too_few_known_effects_or_mostly_helpful_runs_keep_the_autopilot(w
 
 
 async def test_an_accept_timeout_over_the_limit_asks_the_leads_instead_of_re_offering(tmp_path: Path) -> None:
-    policy = Policy(version="t", autopilot=_policy(reassign_on_accept_timeout=AutopilotAction(per_day=1)))
+    policy = make_policy(autopilot=_policy(reassign_on_accept_timeout=AutopilotAction(per_day=1)))
     services = await make_services(tmp_path, policy=policy)
     try:
         await add_manager(services, "m1", 1001)

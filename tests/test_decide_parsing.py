@@ -12,15 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.i18n import in_locale
-from domain.signals import (
+from domain.signals import MAX_COMMENT, Circle, DecideAction, SignalCommand, SignalFilter
+from keyboards.signal_input import (
     BUTTON_CODES,
     DECIDE_WORDS,
-    MAX_COMMENT,
-    Circle,
-    DecideAction,
     ParseError,
-    SignalCommand,
-    SignalFilter,
     parse_decide,
     parse_signal_callback,
     parse_signal_filter,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -347,18 +348,34 @@ async def test_accept_moves_the_order_on_and_tells_the_crm(services: Services) -
 
 
 # --- exactly one accepted assignment
+# The racers below each have their own connection to the same database file (as two bot processes, or a bot
+# and a CLI, would): one Database serialises its transactions behind one lock, so it cannot race at all.
 
 
-async def test_double_taps_and_replays_end_with_one_accepted_assignment(services: Services) -> None:
+@asynccontextmanager
+async def rivals(tmp_path: Path, services: Services, count: int) -> AsyncIterator[list[Services]]:
+    """`count` more connections to the database of `services`, with its clock's time."""
+    opened = [await make_services(tmp_path, now=services.clock.now(), exclusive=False) for _ in range(count)]
+    try:
+        yield opened
+    finally:
+        for other in opened:
+            await other.db.close()
+
+
+async def test_double_taps_and_replays_end_with_one_accepted_assignment(
+    services: Services, tmp_path: Path
+) -> None:
     await add_manager(services, "m1", 1001)
     await add_order(services, "A-1")
     await dispatcher.dispatch_pending(services)
     offer = await offer_of(services, "A-1")
     now = services.clock.now()
 
-    results = await asyncio.gather(
-        *(dispatcher.accept_offer(services, offer["id"], actor_telegram_id=1001, now=now) for _ in range(5))
-    )
+    async with rivals(tmp_path, services, 5) as racers:
+        results = await asyncio.gather(
+            *(dispatcher.accept_offer(r, offer["id"], actor_telegram_id=1001, now=now) for r in racers)
+        )
 
     assert sorted(r.repeated for r in results) == [False, True, True, True, True]
     assert len(await rows(services, "SELECT * FROM ai_assignments WHERE state = 'accepted'")) == 1
@@ -366,7 +383,9 @@ async def test_double_taps_and_replays_end_with_one_accepted_assignment(services
     assert [w["kind"] for w in await crm_writes(services, "A-1")] == ["assign", "status"]
 
 
-async def test_two_managers_racing_for_one_order_end_with_one_accepted(services: Services) -> None:
+async def test_two_managers_racing_for_one_order_end_with_one_accepted(
+    services: Services, tmp_path: Path
+) -> None:
     await add_manager(services, "m1", 1001)
     await add_manager(services, "m2", 1002)
     await add_order(services, "A-1")
@@ -377,19 +396,20 @@ async def test_two_managers_racing_for_one_order_end_with_one_accepted(services:
     second = await offer_of(services, "A-1")
     now = services.clock.now()
 
-    outcomes = await asyncio.gather(
-        dispatcher.accept_offer(services, first["id"], actor_telegram_id=1001, now=now),
-        dispatcher.accept_offer(services, second["id"], actor_telegram_id=1002, now=now),
-        dispatcher.accept_offer(services, second["id"], actor_telegram_id=1002, now=now),
-        return_exceptions=True,
-    )
+    async with rivals(tmp_path, services, 3) as (one, two, three):
+        outcomes = await asyncio.gather(
+            dispatcher.accept_offer(one, first["id"], actor_telegram_id=1001, now=now),
+            dispatcher.accept_offer(two, second["id"], actor_telegram_id=1002, now=now),
+            dispatcher.accept_offer(three, second["id"], actor_telegram_id=1002, now=now),
+            return_exceptions=True,
+        )
 
     assert isinstance(outcomes[0], ActionRefused) and outcomes[0].code == "offer_gone"
     accepted = await rows(services, "SELECT manager_id FROM ai_assignments WHERE state = 'accepted'")
     assert accepted == [{"manager_id": "m2"}]
 
 
-async def test_accepting_while_the_timeout_fires_has_one_outcome(services: Services) -> None:
+async def test_accepting_while_the_timeout_fires_has_one_outcome(services: Services, tmp_path: Path) -> None:
     await add_manager(services, "m1", 1001)
     await add_manager(services, "m2", 1002)
     await add_order(services, "A-1")
@@ -397,11 +417,12 @@ async def test_accepting_while_the_timeout_fires_has_one_outcome(services: Servi
     offer = await offer_of(services, "A-1")
     clock_of(services).advance(timedelta(minutes=10))
 
-    outcome = await asyncio.gather(
-        dispatcher.accept_offer(services, offer["id"], actor_telegram_id=1001, now=services.clock.now()),
-        dispatcher.dispatch_tick(services),
-        return_exceptions=True,
-    )
+    async with rivals(tmp_path, services, 2) as (manager, job):
+        outcome = await asyncio.gather(
+            dispatcher.accept_offer(manager, offer["id"], actor_telegram_id=1001, now=services.clock.now()),
+            dispatcher.dispatch_tick(job),
+            return_exceptions=True,
+        )
 
     accepted = await rows(services, "SELECT manager_id FROM ai_assignments WHERE state = 'accepted'")
     live = await rows(

@@ -33,7 +33,6 @@ from domain.dispatch import (
 )
 from domain.models import Order, margin_eur
 from domain.policy import (
-    DEFAULT_LOAD_WEIGHTS,
     CalendarPolicy,
     Policy,
     PolicyError,
@@ -301,7 +300,7 @@ def test_policy_models_forbid_unknown_fields() -> None:
     with pytest.raises(ValueError):
         StatusBudget(minutes=10, clock="working", severity="high", colour="red")  # type: ignore[call-arg]
     with pytest.raises(ValueError):
-        CalendarPolicy(workdays=[])
+        CalendarPolicy(workdays=[], start=time(9), end=time(18), holidays=[])
 
 
 # --- SLA -------------------------------------------------------------------------------------------------
@@ -502,7 +501,7 @@ def test_severe_defects_are_frame_and_fork_cracks() -> None:
 
 # --- dispatch --------------------------------------------------------------------------------------------
 
-W = DEFAULT_LOAD_WEIGHTS
+W = Policy.default().load_weights
 T0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
 
 

@@ -17,11 +17,13 @@ from backbone.commands import Outcome, act
 from backbone.decisions import approved_requests, sweep_effects
 from backbone.signals import raise_signal, request_approval
 from backbone.sweep import sweep_signals
+from domain.actors import Actor
+from domain.policy import Policy
 from domain.signals import (
-    Actor,
     Arbitration,
     Contacts,
     DecideAction,
+    Ladder,
     Level,
     OpenSignal,
     SignalCommand,
@@ -130,9 +132,10 @@ async def test_response_deadline_per_severity(world: World, severity: str, deadl
 
 def test_the_weekly_review_is_the_next_monday_morning() -> None:
     tz = TZ
-    assert next_weekly_review(local(2, 9, 59), tz) == local(2, 10)
-    assert next_weekly_review(local(2, 10), tz) == local(9, 10)
-    assert next_weekly_review(local(8, 23), tz) == local(9, 10)
+    ladder = Ladder.of(Policy.default().signals)
+    assert next_weekly_review(local(2, 9, 59), tz, ladder) == local(2, 10)
+    assert next_weekly_review(local(2, 10), tz, ladder) == local(9, 10)
+    assert next_weekly_review(local(8, 23), tz, ladder) == local(9, 10)
 
 
 async def test_without_settings_a_signal_is_stored_and_the_sweep_routes_it(world: World) -> None:

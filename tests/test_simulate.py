@@ -65,24 +65,13 @@ def test_same_seed_gives_the_same_result_and_another_seed_does_not() -> None:
     assert other.outcomes["bot"].metrics != first.outcomes["bot"].metrics
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_the_bot_beats_as_today_on_the_queue_and_on_breaches(seed: int) -> None:
-    result = _run(_params(seed=seed))
-    assert _metric(result, "bot", kpi.PENDING) < 0.7 * _metric(result, "as_today", kpi.PENDING)
-    assert _metric(result, "bot", kpi.CRITICAL_BREACH_RATE) < _metric(
-        result, "as_today", kpi.CRITICAL_BREACH_RATE
-    )
-    today_breaches = sum(d.breaches for d in result.outcomes["as_today"].days)
-    assert sum(d.breaches for d in result.outcomes["bot"].days) < today_breaches
-    # The bot's pending-queue criterion is judged against "as today" as the baseline.
+def test_the_criteria_are_judged_against_as_today_as_the_baseline() -> None:
+    # Whether the bot does better is not asserted here: with invented habits it would be true by construction.
+    # Predictions that rest on a history, and hold for reasons in it, are in tests/test_backtest.py.
+    result = _run(_params())
     pending = next(c for c in result.outcomes["bot"].criteria if c.rule.key == "pending_manager")
     assert pending.baseline == _metric(result, "as_today", kpi.PENDING)
-    assert pending.met is True
-    # Every order has an owner and every escalation is complete under the bot, never as today.
-    assert _metric(result, "bot", kpi.COVERAGE) == 1.0
-    assert _metric(result, "bot", kpi.COMPLETENESS) == 1.0
-    assert _metric(result, "as_today", kpi.COVERAGE) < 1.0
-    assert _metric(result, "as_today", kpi.COMPLETENESS) == 0.0
+    assert pending.today == _metric(result, "bot", kpi.PENDING)
 
 
 def test_both_policies_see_the_same_orders() -> None:
@@ -175,6 +164,8 @@ def test_cli_prints_the_criteria_and_writes_the_report(
     assert (
         "repeat with: python main.py simulate --days 7 --orders-per-day 40 --managers 6 --seed 3" in printed
     )
+    # Five seeds by default: each criterion's median and 10th-90th percentile range, and whether they overlap.
+    assert "Across 5 seeds: median (10th–90th percentile)" in printed and "ranges overlap" in printed
     page = (out / "simulate.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,iVBORw0KGgo") == 3  # three PNG charts embedded
     assert "escalation completeness" in page and "seed" in page
@@ -193,6 +184,7 @@ def test_cli_prints_the_criteria_and_writes_the_report(
         (["--orders-per-day", "-3"], "--orders-per-day"),
         (["--managers", "0"], "--managers"),
         (["--capacity", "0"], "--capacity"),
+        (["--seeds", "0"], "--seeds"),
         (["--replay", "no-such.db"], "no such database"),
         (["--policy", "no-such-policy.toml"], "no-such-policy.toml"),
     ],

@@ -119,3 +119,32 @@ def test_timestamps_sort_as_text_in_time_order() -> None:
     assert parse_ts(ts(b)) == b
     with pytest.raises(ValueError):
         ts(datetime(2026, 1, 1))  # naive instants are refused
+
+
+async def test_a_read_never_sees_another_coroutines_open_transaction(tmp_path: Path) -> None:
+    """One coroutine writes inside a transaction it later rolls back; another reads meanwhile, through the
+    same Database. The reader must see only what was committed: the cursor's old value, never the new one."""
+    db = await Database.open(tmp_path / "a.db")
+    await db.write("INSERT INTO sync_cursors (name, value, updated_at) VALUES ('orders', 'committed', 'x')")
+    written, read_done = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as conn:
+                await conn.execute("UPDATE sync_cursors SET value = 'half-done' WHERE name = 'orders'")
+                written.set()
+                await read_done.wait()
+                raise RuntimeError("roll back")
+
+    async def reader() -> list[str]:
+        await written.wait()
+        seen = [row[0] for row in await db.fetchall("SELECT value FROM sync_cursors WHERE name = 'orders'")]
+        row = await db.fetchone("SELECT value FROM sync_cursors WHERE name = 'orders'")
+        seen.append(row[0] if row else "")
+        read_done.set()
+        return seen
+
+    _, seen = await asyncio.gather(writer(), reader())
+    assert seen == ["committed", "committed"]
+    assert [r[0] for r in await db.fetchall("SELECT value FROM sync_cursors")] == ["committed"]
+    await db.close()

@@ -24,7 +24,8 @@ from backbone.signals import raise_signal
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
-from circles.sales_ops.orders import ActionRefused, Actor, apply_status, authorise, load_order
+from circles.sales_ops.orders import ActionRefused, apply_status, authorise, load_order
+from domain.actors import Actor
 from domain.checklist import (
     GROUPS,
     ITEMS,
@@ -174,6 +175,7 @@ async def answer_item(
                 },
                 raised_by=order.assigned_manager_id or str(actor_telegram_id),
                 settings=services.settings,
+                policy=services.policy,
             )
             log_event(log, "checklist.severe_defect", order=order.id, item=item)
 
@@ -212,7 +214,7 @@ async def show_page(
 
 async def _focused(services: Services, telegram_id: int) -> tuple[Order, ChecklistSession] | None:
     """The checklist this person is filling right now, if any (read-only)."""
-    conn = services.db.conn
+    conn = services.db.reader
     focus = await order_store.get_focus(conn, telegram_id)
     if focus is None or focus.kind != "checklist":
         return None
@@ -292,7 +294,7 @@ async def attach_file(
     if focused is None:
         raise ActionRefused("no_checklist")
     order, session = focused
-    await authorise(services.db.conn, services, order, telegram_id)
+    await authorise(services.db.reader, services, order, telegram_id)
     item = session.current_item
     if item is None:
         raise ActionRefused("choose_item")

@@ -34,9 +34,11 @@ from circles.strategy import autopilot
 from domain.autopilot import REASSIGN_ON_TIMEOUT
 from domain.dispatch import Candidate, DispatchBoard, ManagerSnapshot, on_shift, score
 from domain.models import Order
+from domain.orchestration import offer_expired, pick_managers
+from domain.orders import DECLINE_REASONS
 from domain.sla import accept_deadline
 from domain.statuses import Status
-from keyboards.orders import DECLINE_REASONS, OfferCards
+from keyboards.orders import OfferCards
 from storage import assignments as store
 from storage import orders as order_store
 from storage.assignments import Assignment, DispatchManager, NewOffer, dispatch_managers
@@ -50,7 +52,6 @@ _NOBODY: frozenset[str] = frozenset()
 # Offers written per batch inside the pass's transaction: bounds what a pass over a backlog holds in memory.
 _BATCH = 1000
 PICK_REASON = "lowest_load"  # ties go to the manager assigned longest ago (domain.dispatch)
-MAX_CAPACITY = 500
 
 
 @dataclass
@@ -151,13 +152,14 @@ class _Pass:
     async def offer(self, batch: Sequence[Order]) -> None:
         first_id = await store.next_assignment_id(self.conn)
         offers: list[NewOffer] = []
-        for order in batch:
-            excluded = self.refused.get(order.id, _NOBODY)
-            chosen = self.board.best(excluded | self.unreachable if self.unreachable else excluded)
+        refused = {order.id: self.refused.get(order.id, _NOBODY) for order in batch}
+        unreachable = self.unreachable
+        waiting = ((o.id, refused[o.id] | unreachable if unreachable else refused[o.id]) for o in batch)
+        for order, (_, chosen) in zip(batch, pick_managers(self.board, waiting, self.now), strict=True):
             if chosen is None:
                 self.unassigned.append(order)
                 continue
-            reference = store.offer_reference(await self._pass_id(), len(self.picked), excluded)
+            reference = store.offer_reference(await self._pass_id(), len(self.picked), refused[order.id])
             offers.append(
                 NewOffer(
                     first_id + len(offers),
@@ -170,7 +172,6 @@ class _Pass:
                 )
             )
             self.picked.append(chosen.manager_id)
-            self.board.record_assignment(chosen.manager_id, self.now)
         if offers:
             await self._write(offers, {o.id: o for o in batch})
             self.report.offered.update((o.order_id, o.manager_id) for o in offers)
@@ -237,6 +238,7 @@ class _Pass:
                 details={"order_id": order.id, "bike": f"{order.bike_brand} {order.bike_model}".strip()},
                 raised_by="dispatcher",
                 settings=self.services.settings,
+                policy=self.services.policy,
             )
             await store.add_wait(self.conn, order.id, self.now, signal_id)
             raised += 1
@@ -253,6 +255,8 @@ async def expire_offers(services: Services) -> list[tuple[str, str]]:
     async with services.db.transaction() as conn:
         expired = []
         for offer in await store.due_offers(conn, now):
+            if not offer_expired(state=offer.state, expires_at=offer.expires_at, now=now):
+                continue
             if not await store.answer(conn, offer.id, "expired", now):
                 continue
             expired.append((offer.order_id, offer.manager_id))
@@ -285,6 +289,7 @@ async def expire_offers(services: Services) -> list[tuple[str, str]]:
                     order_id=offer.order_id,
                     details={**facts, "autopilot": verdict.reason},
                     settings=services.settings,
+                    policy=services.policy,
                 )
             await _show_answered(conn, services, offer, now)
     for order_id, manager_id in expired:
@@ -455,8 +460,9 @@ async def set_capacity(
 ) -> DispatchManager:
     """An admin sets a manager's capacity (None: back to the CRM's)."""
     _require_admin(services, actor_telegram_id)
-    if capacity is not None and not 0 <= capacity <= MAX_CAPACITY:
-        raise ActionRefused("bad_capacity")
+    most = services.policy.dispatch.max_capacity
+    if capacity is not None and not 0 <= capacity <= most:
+        raise ActionRefused("bad_capacity", max=most)
     async with services.db.transaction() as conn:
         if await store.get_manager(conn, manager_id) is None:
             raise ActionRefused("no_manager", manager=manager_id)
@@ -506,7 +512,7 @@ async def set_leave(
 
 async def reassign_candidates(services: Services) -> list[tuple[str, str]]:
     """Managers a signal can be handed to: active, not on leave, with Telegram linked, as (id, name)."""
-    managers = await dispatch_managers(services.db.conn)
+    managers = await dispatch_managers(services.db.reader)
     return [(m.id, m.name) for m in managers if m.active and not m.on_leave and m.telegram_id is not None]
 
 
@@ -519,7 +525,7 @@ class ManagerLine:
 
 async def managers_overview(services: Services, now: datetime) -> list[ManagerLine]:
     """Every manager with load, shift, capacity and misses, scored exactly as the dispatcher scores them."""
-    conn = services.db.conn
+    conn = services.db.reader
     managers = await dispatch_managers(conn)
     loads = await open_orders_by_manager(conn)
     working = services.calendar.is_working(now)

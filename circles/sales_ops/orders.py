@@ -22,13 +22,13 @@ from bikewerk.outbox import enqueue_crm_write
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
+from domain.actors import Actor
 from domain.checklist import missing_for_submit
 from domain.models import Order
+from domain.orders import CANCEL_REASONS, CLIENT_SAID_NO
 from domain.sla import plan_visit
 from domain.statuses import FINAL_STATUSES, IllegalTransition, Status, check_transition
 from keyboards.orders import (
-    CANCEL_REASONS,
-    CLIENT_SAID_NO,
     CardMode,
     CardView,
     MyOrder,
@@ -64,25 +64,13 @@ def card_ref(order_id: str) -> str:
     return f"order:{order_id}:card"
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who acts on an order: its manager (`manager_id` set) or an admin."""
-
-    telegram_id: int
-    manager_id: str | None
-
-    @property
-    def name(self) -> str:
-        return self.manager_id if self.manager_id is not None else f"admin:{self.telegram_id}"
-
-
 async def authorise(conn: aiosqlite.Connection, services: Services, order: Order, telegram_id: int) -> Actor:
     """The order's assigned manager or an admin may act on it; anybody else is refused."""
     manager = await assignment_store.manager_of_telegram(conn, telegram_id)
     if manager is not None and manager.active and manager.id == order.assigned_manager_id:
-        return Actor(telegram_id, manager.id)
+        return Actor(telegram_id, manager_id=manager.id)
     if telegram_id in services.settings.admin_ids:
-        return Actor(telegram_id, None)
+        return Actor(telegram_id, staff=True, approver=True)
     raise ActionRefused("forbidden", order=order.id)
 
 
@@ -184,7 +172,7 @@ async def cancel_order(
                 order_id=order.id,
                 details=facts,
             )
-            admin = Actor(actor_telegram_id, None).name
+            admin = Actor(actor_telegram_id).name
             order = await apply_status(
                 conn, services, order, Status.CANCELLED, actor=admin, now=now, reason=reason
             )
@@ -199,6 +187,7 @@ async def cancel_order(
                 reason=reason,
                 now=now,
                 settings=services.settings,
+                policy=services.policy,
                 requested_by=who,
                 order_id=order.id,
                 details=facts,
@@ -345,7 +334,7 @@ async def show_card_mode(
 
 async def order_id_of_handle(services: Services, handle: int) -> str:
     """The order a button's handle stands for (a forged or unknown handle is refused)."""
-    order_id = await order_store.order_of_handle(services.db.conn, handle)
+    order_id = await order_store.order_of_handle(services.db.reader, handle)
     if order_id is None:
         raise ActionRefused("stale_button")
     return order_id
@@ -353,14 +342,14 @@ async def order_id_of_handle(services: Services, handle: int) -> str:
 
 async def awaited_input(services: Services, telegram_id: int) -> order_store.FocusKind | None:
     """What this person's next free message answers: a checklist note or file, a tracking number, or none."""
-    focus = await order_store.get_focus(services.db.conn, telegram_id)
+    focus = await order_store.get_focus(services.db.reader, telegram_id)
     return focus.kind if focus is not None else None
 
 
 async def answer_tracking(services: Services, *, telegram_id: int, text: str, now: datetime) -> Order | None:
     """A manager's text after "Shipped" is the tracking number: the order moves to in_transit. None when
     no tracking number was asked for."""
-    focus = await order_store.get_focus(services.db.conn, telegram_id)
+    focus = await order_store.get_focus(services.db.reader, telegram_id)
     if focus is None or focus.kind != "tracking":
         return None
     order = await change_status(
@@ -409,7 +398,7 @@ async def refresh_cards(services: Services, order_ids: Collection[str]) -> int:
 
 async def my_orders(services: Services, *, telegram_id: int) -> list[MyOrder]:
     """A manager's open orders with their next step's deadline (an offer: its acceptance deadline)."""
-    conn = services.db.conn
+    conn = services.db.reader
     manager = await assignment_store.manager_of_telegram(conn, telegram_id)
     if manager is None:
         raise ActionRefused("not_a_manager")
@@ -424,7 +413,7 @@ async def my_orders(services: Services, *, telegram_id: int) -> list[MyOrder]:
 
 async def order_details(services: Services, order_id: str, *, actor_telegram_id: int) -> OrderDetails:
     """History, assignment reasoning and checklist state of an order, for its manager and for admins."""
-    conn = services.db.conn
+    conn = services.db.reader
     order = await load_order(conn, order_id)
     await authorise(conn, services, order, actor_telegram_id)
     assignments = await assignment_store.assignments_of(conn, order.id)
@@ -506,7 +495,7 @@ async def _settle_cancel(
                 comment=verdict.comment or "—",
             )
         return Settled(verdict.comment or word, "rejected", told)
-    admin = Actor(verdict.by, None).name
+    admin = Actor(verdict.by).name
     cancelled = await apply_status(
         conn, services, order, Status.CANCELLED, actor=admin, now=now, reason=request.reason
     )

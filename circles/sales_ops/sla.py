@@ -23,7 +23,7 @@ from backbone.signals import Routing, SignalRequest, raise_signals
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
-from domain.signals import STILL_ON_IT_REPLY_MINUTES
+from domain.orchestration import next_due
 from domain.sla import due_actions, still_on_it_at
 from domain.statuses import Status
 from keyboards import signals as cards
@@ -120,7 +120,7 @@ async def process_visits(
             await _ask_checkin(conn, services, visit, routing, now)
             asked = True
             report.checkins += 1
-        next_due = _next_due(
+        due_next = _next_due(
             services,
             visit,
             reminded=visit.reminded or reminded_at is not None,
@@ -128,9 +128,11 @@ async def process_visits(
             stuck=visit.stuck_signalled or stuck_at is not None,
             asked=asked,
         )
-        progress.append(store.Progress(visit.id, reminded_at, breached_at, stuck_at, next_due))
+        progress.append(store.Progress(visit.id, reminded_at, breached_at, stuck_at, due_next))
     if signals:
-        signal_ids = await raise_signals(conn, signals, now=now, settings=services.settings)
+        signal_ids = await raise_signals(
+            conn, signals, now=now, settings=services.settings, policy=services.policy
+        )
         await store.insert_violations(
             conn,
             [
@@ -150,14 +152,8 @@ def _checkin_applies(visit: store.DueVisit) -> bool:
 def _next_due(
     services: Services, visit: store.DueVisit, *, reminded: bool, breached: bool, stuck: bool, asked: bool
 ) -> datetime | None:
-    pending = []
-    if not breached:
-        pending.append(visit.breach_at if reminded else visit.reminder_at)
-    if not stuck:
-        pending.append(visit.stuck_at)
-    if _checkin_applies(visit) and not asked:
-        pending.append(_checkin_at(services, visit.entered_at))
-    return min(pending, default=None)
+    checkin_at = _checkin_at(services, visit.entered_at) if _checkin_applies(visit) and not asked else None
+    return next_due(visit, reminded=reminded, breached=breached, stuck_signalled=stuck, checkin_at=checkin_at)
 
 
 def _owner_chats(visit: store.DueVisit, routing: Routing) -> list[int]:
@@ -235,7 +231,7 @@ async def _ask_checkin(
 ) -> None:
     assert visit.manager_telegram_id is not None
     person = visit.manager_telegram_id
-    reply_by = services.calendar.add_working_minutes(now, STILL_ON_IT_REPLY_MINUTES)
+    reply_by = services.calendar.add_working_minutes(now, services.policy.signals.still_on_it_reply_minutes)
     await signal_store.insert_checkin(
         conn, timer_id=visit.id, order_id=visit.order_id, telegram_id=person, asked_at=now, reply_by=reply_by
     )

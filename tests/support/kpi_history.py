@@ -8,31 +8,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.config import load_settings
 from bot.services import Services
-from domain.policy import Policy, calendar_for
 from domain.statuses import FINAL_STATUSES, Status
 from storage.db import Database, ts
-from testkit.clocks import ManualClock
+from tests.support.services import services_on
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # 09:00 in Berlin, a Monday
 
 
-def make_services(db: Database, tmp_path: Path, **overrides: object) -> Services:
-    settings = load_settings(
-        DATABASE_PATH=str(db.path),
-        ARTIFACTS_DIR=str(tmp_path / "artifacts"),
-        TIMEZONE="Europe/Berlin",
-        **overrides,
-    )
-    policy = Policy.default()
-    return Services(
-        settings=settings,
-        db=db,
-        clock=ManualClock(NOW),
-        policy=policy,
-        calendar=calendar_for(policy, settings.timezone),
-    )
+def make_services(db: Database, tmp_path: Path, **overrides: Any) -> Services:
+    """This history's preset of the one services builder: the shipped policy, at NOW."""
+    return services_on(db, tmp_path, now=NOW, **overrides)
 
 
 class History:

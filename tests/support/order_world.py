@@ -9,18 +9,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.config import load_settings
 from bot.services import Services
 from circles.sales_ops import checklist
 from domain.checklist import ITEMS
 from domain.models import Manager
-from domain.policy import Policy, calendar_for
+from domain.policy import Policy
 from domain.statuses import Status
 from storage.crm import MirrorOrder, upsert_managers, upsert_orders
-from storage.db import Database
 from storage.orders import get_focus
 from storage.people import set_language
 from testkit.clocks import ManualClock
+from tests.support.services import build_services
 
 # Monday 23 November 2026, 09:00 in Berlin: the first minute of a working day.
 MONDAY_9 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -42,25 +41,17 @@ class Wakes:
 async def make_services(
     tmp_path: Path, *, now: datetime = MONDAY_9, exclusive: bool = True, policy: Policy | None = None
 ) -> Services:
-    settings = load_settings(
-        _env_file=None,  # a developer's .env must not leak into tests
-        DATABASE_PATH=str(tmp_path / "bot.db"),
-        ARTIFACTS_DIR=str(tmp_path / "artifacts"),
-        TIMEZONE="Europe/Berlin",
+    """This world's preset of the one services builder: an admin, a lead and the leads chat, in English."""
+    return await build_services(
+        tmp_path,
+        now=now,
+        policy=policy,
+        exclusive=exclusive,
+        wake_sender=Wakes(),
         DEFAULT_LANGUAGE="en",
         ADMIN_IDS=str(ADMIN),
         LEAD_IDS=str(LEAD),
         LEADS_CHAT_ID=str(LEADS_CHAT),
-    )
-    policy = policy or Policy.default()
-    db = await Database.open(settings.database_path, exclusive=exclusive)
-    return Services(
-        settings=settings,
-        db=db,
-        clock=ManualClock(now),
-        policy=policy,
-        calendar=calendar_for(policy, settings.timezone),
-        wake_sender=Wakes(),
     )
 
 

@@ -10,19 +10,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.config import load_settings
 from bot.services import Services
 from circles.sales_ops.sla import SweepReport, sweep
 from domain.models import Manager
-from domain.policy import CalendarPolicy, Policy, calendar_for
+from domain.policy import Policy
 from domain.sla import plan_visit
 from domain.statuses import Status
 from storage import signals as signal_store
 from storage.crm import MirrorOrder, upsert_managers, upsert_orders
-from storage.db import Database
 from storage.orders import add_status_event, set_status
 from storage.timers import open_visit
 from testkit.clocks import ManualClock
+from tests.support.services import build_services
 
 TZ = ZoneInfo("Europe/Berlin")
 HOLIDAY = date(2026, 3, 9)  # a Monday
@@ -39,7 +38,10 @@ def local(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
 
 
 def make_policy(version: str = "test-1", **changes: Any) -> Policy:
-    return Policy(version=version, calendar=CalendarPolicy(holidays=[HOLIDAY]), **changes)
+    """The shipped policy with a holiday, another version and `changes` (validated like a policy file)."""
+    shipped = Policy.default()
+    calendar = shipped.calendar.model_copy(update={"holidays": [HOLIDAY]})
+    return Policy.model_validate({**dict(shipped), "version": version, "calendar": calendar, **changes})
 
 
 class World:
@@ -55,21 +57,20 @@ class World:
     async def create(
         cls, path: Path, start: datetime, policy: Policy | None = None, **settings: Any
     ) -> World:
-        config = load_settings(
+        services = await build_services(
+            path,
+            now=start,
+            policy=policy or make_policy(),
             LEADS_CHAT_ID=LEADS_CHAT,
             CRISIS_CHAT_ID=CRISIS_CHAT,
             OWNER_ID=OWNER,
             LEAD_IDS=str(LEAD),
             ADMIN_IDS=str(ADMIN),
-            TIMEZONE="Europe/Berlin",
             DEFAULT_LANGUAGE="en",
             **settings,
         )
-        policy = policy or make_policy()
-        clock = ManualClock(start)
-        db = await Database.open(path / "bot.db")
-        services = Services(config, db, clock, policy, calendar_for(policy, config.timezone))
-        world = cls(services, clock)
+        assert isinstance(services.clock, ManualClock)
+        world = cls(services, services.clock)
         services.wake_sender = world._wake
         return world
 
