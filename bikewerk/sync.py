@@ -45,8 +45,9 @@ from domain.models import Manager
 from domain.policy import Policy, calendar_for, load_policy
 from domain.sla import VisitDeadlines, plan_visit
 from domain.statuses import OPEN_STATUSES, Status, StatusMap, UnknownStatus
-from storage import crm
+from storage import crm, money
 from storage.db import Database, ts
+from storage.money import OrderLists
 from storage.timers import open_visits_bulk
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class _Chunk(Generic[R]):
     received: int
     position: str
     pages: int = 1
+    lists: dict[str, OrderLists] = field(default_factory=dict)  # orders: compensations, disputes, payments
 
     def merge(self, later: _Chunk[R]) -> _Chunk[R]:
         return _Chunk(
@@ -109,6 +111,7 @@ class _Chunk(Generic[R]):
             self.received + later.received,
             later.position,
             self.pages + later.pages,
+            {**self.lists, **later.lists},
         )
 
 
@@ -317,6 +320,7 @@ class Syncer:
     ) -> _Chunk[crm.MirrorOrder]:
         """Orders as the CRM shows them; `_store_orders` settles status, status_since and the manager."""
         rows: list[crm.MirrorOrder] = []
+        lists: dict[str, OrderLists] = {}
         rejected = list(page.rejected)
         for o in page.records:
             try:
@@ -327,7 +331,8 @@ class Syncer:
             # The CRM's manager fills in ours (when we have none) only for an order someone took on.
             taken = o.manager_id in known_managers and status is not Status.PENDING_MANAGER
             rows.append(_mirror(o, status, o.manager_id if taken else None))
-        return _Chunk(rows, rejected, page.received, page.position)
+            lists[o.id] = _lists(o)
+        return _Chunk(rows, rejected, page.received, page.position, lists=lists)
 
     async def _store_orders(
         self, chunk: _Chunk[crm.MirrorOrder], report: SyncReport, *, move_cursor: bool = True
@@ -365,6 +370,7 @@ class Syncer:
                     visits.append((order_id, deadlines, since))
                 rows.append(row if since == row.status_since else row._replace(status_since=since))
             await crm.upsert_orders(conn, rows, now)
+            await money.replace_lists(conn, [(i, chunk.lists[i]) for i in latest if i in chunk.lists])
             await open_visits_bulk(conn, visits)
             raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report)
             if move_cursor:
@@ -561,7 +567,22 @@ def _mirror(o: contract.Order, status: Status, manager: str | None) -> crm.Mirro
         purchase_eur=o.prices.purchase_eur,
         shipping_eur=o.prices.shipping_eur,
         fees_eur=o.prices.fees_eur,
+        channel=o.channel,
+        client_country=o.client.country,
+        seller_country=o.seller_country,
     )
+
+
+def _lists(o: contract.Order) -> OrderLists:
+    return OrderLists(
+        [(c.id, c.amount_eur, c.reason, ts(c.at)) for c in o.compensations],
+        [(d.id, ts(d.opened_at), ts_opt(d.closed_at), d.outcome) for d in o.disputes],
+        [(p.id, p.amount_eur, p.kind, ts(p.at)) for p in o.payments],
+    )
+
+
+def ts_opt(instant: datetime | None) -> str | None:
+    return None if instant is None else ts(instant)
 
 
 # --- main.py sync -----------------------------------------------------------------------------------------

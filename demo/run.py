@@ -560,12 +560,15 @@ class Demo:
 
 
 def _digest(messages: Sequence[BotMessage]) -> list[BotMessage]:
-    """The morning digest among the owner's messages: its chart (the last photo) and the text sent before it
-    (pings about signals may arrive in the same chat in between runs, never between these two)."""
-    photos = [index for index, message in enumerate(messages) if message.kind == "photo"]
-    if not photos or photos[-1] == 0:
+    """The morning digest among the owner's messages: its charts (the last run of photos) and the text sent
+    before them (pings about signals may arrive in the same chat in between runs, never inside the digest)."""
+    photos = {index for index, message in enumerate(messages) if message.kind == "photo"}
+    if not photos:
         return []
-    return [messages[photos[-1] - 1], messages[photos[-1]]]
+    last = first = max(photos)
+    while first - 1 in photos:
+        first -= 1
+    return [] if first == 0 else list(messages[first - 1 : last + 1])
 
 
 def _working_minutes(calendar: WorkingCalendar, opens: datetime) -> float:

@@ -25,24 +25,17 @@ class _Model(BaseModel):
 
 
 class AutopilotAction(_Model):
-    enabled: bool = True  # false: always ask a human
-    per_day: int = Field(default=50, ge=0)  # runs per local day without confirmation; then ask a human
-
-
-def _default_actions() -> dict[str, AutopilotAction]:
-    return {
-        REASSIGN_ON_TIMEOUT: AutopilotAction(per_day=50),
-        REMIND: AutopilotAction(per_day=200),
-        REOFFER_AFTER_DECLINE: AutopilotAction(per_day=50),
-        RESCREEN: AutopilotAction(per_day=1000),
-    }
+    enabled: bool  # false: always ask a human
+    per_day: int = Field(ge=0)  # runs per local day without confirmation; then ask a human
 
 
 class AutopilotPolicy(_Model):
-    actions: dict[str, AutopilotAction] = Field(default_factory=_default_actions)
-    review_weeks: int = Field(default=4, ge=1)  # how far back the switch-back looks
-    min_judged: int = Field(default=10, ge=1)  # runs with a known effect before judging
-    max_bad_share: float = Field(default=0.5, gt=0, lt=1)  # more than this share unhelpful -> ask a human
+    """The policy file's [autopilot] table (policy.toml is the one source of its values)."""
+
+    actions: dict[str, AutopilotAction]
+    review_weeks: int = Field(ge=1)  # how far back the switch-back looks
+    min_judged: int = Field(ge=1)  # runs with a known effect before judging
+    max_bad_share: float = Field(gt=0, lt=1)  # more than this share unhelpful -> ask a human
 
     def action(self, name: str) -> AutopilotAction:
         """An action the file does not list is not allowed to run by itself."""

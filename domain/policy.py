@@ -139,6 +139,32 @@ class DispatchPolicy(_Model):
     max_capacity: int = Field(gt=0)  # the highest capacity an admin may set with /capacity
 
 
+class UnitEconomicsPolicy(_Model):
+    """The AI-CFO's leak rules ([unit_economics]); domain.economics.EconomicsRules carries them."""
+
+    margin_floor_pct: float = Field(ge=-1, lt=1)  # a fraction of the sale: 0.08 = 8 %
+    usual_shipping_eur: float = Field(ge=0)
+    shipping_tolerance_eur: float = Field(ge=0)
+    purchase_tolerance_pct: float = Field(ge=0)
+    under_collection_tolerance_eur: float = Field(ge=0)
+    watch_days: int = Field(gt=0)  # delivered orders re-checked when they change, this long
+
+
+class QualityPolicy(_Model):
+    """The Head of Quality's rules ([quality])."""
+
+    repeat_days: int = Field(gt=0)
+
+
+class ScorecardPolicy(_Model):
+    """AI-РОМ ([scorecards]): when a manager is slipping."""
+
+    misses_per_day: int = Field(gt=0)  # offers missed (expired) within one local day
+    breach_rate_factor: float = Field(gt=1)  # breach rate at least this many times the team's
+    min_visits: int = Field(gt=0)  # visits a manager needs in the window before the rate counts
+    window_days: int = Field(gt=0)
+
+
 class Policy(_Model):
     version: str = Field(min_length=1)
     calendar: CalendarPolicy
@@ -152,7 +178,10 @@ class Policy(_Model):
     signals: SignalsPolicy
     outbox: OutboxPolicy
     dispatch: DispatchPolicy
-    autopilot: AutopilotPolicy = Field(default_factory=AutopilotPolicy)  # [autopilot] (issue 18)
+    unit_economics: UnitEconomicsPolicy
+    quality: QualityPolicy
+    scorecards: ScorecardPolicy
+    autopilot: AutopilotPolicy  # [autopilot] (issue 18)
 
     @field_validator("budgets")
     @classmethod

@@ -30,6 +30,7 @@ class Circle(StrEnum):
 
     SALES_OPS = "sales_ops"
     QUALITY = "quality"
+    UNIT_ECONOMICS = "unit_economics"
     FINANCE = "finance"
     COMPLIANCE = "compliance"
     PLATFORM = "platform"
@@ -82,6 +83,32 @@ SIGNAL_TYPES: dict[str, SignalType] = {
         SignalType("order.no_progress", Circle.SALES_OPS, "medium", Priority.SLA_SPEED, False, "expedite"),
         SignalType(
             "quality.severe_defect", Circle.QUALITY, "high", Priority.CLIENT_MONEY, False, "renegotiate"
+        ),
+        # Circles, part 1: the CFO's findings go to the owner; quality and scorecard signals to the leads.
+        SignalType(
+            "unit_economics.margin_leak",
+            Circle.UNIT_ECONOMICS,
+            "medium",
+            Priority.CLIENT_MONEY,
+            False,
+            "recover",
+        ),
+        SignalType(
+            "unit_economics.under_collection",
+            Circle.UNIT_ECONOMICS,
+            "medium",
+            Priority.CLIENT_MONEY,
+            False,
+            "collect",
+        ),
+        SignalType(
+            "quality.repeat_incident", Circle.QUALITY, "high", Priority.CLIENT_MONEY, False, "review_seller"
+        ),
+        SignalType(
+            "quality.dispute_opened", Circle.QUALITY, "medium", Priority.CLIENT_MONEY, False, "answer_dispute"
+        ),
+        SignalType(
+            "sales_ops.manager_slipping", Circle.SALES_OPS, "medium", Priority.SLA_SPEED, False, "coach"
         ),
         SignalType(
             "sync.contract_violation", Circle.PLATFORM, "medium", Priority.SLA_SPEED, False, "fix_data"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, checklist, common, digest, manager, panel, signals
+from handlers import admin, checklist, circles, common, digest, manager, panel, signals
 
 
 def routers() -> list[Router]:
@@ -16,6 +16,7 @@ def routers() -> list[Router]:
         signals.router(),
         admin.router(),
         digest.router(),
+        circles.router(),
         panel.router(),
         common.fallback_router(),  # keep last: answers what no router above handled
     ]

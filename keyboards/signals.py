@@ -31,6 +31,7 @@ from domain.signals import (
     signal_type,
 )
 from domain.statuses import Status
+from keyboards.circle_signals import CIRCLE_SIGNALS, circle_facts, circle_title
 from keyboards.orders import status_label
 from keyboards.signal_input import BUTTON_CODE_OF, CALLBACK_PREFIX, ParseError
 from storage.assignments import DispatchManager
@@ -93,7 +94,7 @@ def type_title(code: str) -> str:
         "decision.approval_needed": _("Approval needed"),
         "compliance.hold": _("Compliance hold"),
     }
-    return titles.get(code, code)
+    return titles.get(code) or circle_title(code) or code
 
 
 def severity_label(severity: str) -> str:
@@ -157,6 +158,8 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
         if "since" in details:
             since = datetime.fromisoformat(str(details["since"]))
             lines.append(_("In this status since {time}").format(time=local_time(since, tz)))
+    elif signal.type in CIRCLE_SIGNALS:
+        lines += circle_facts(signal.type, details)
     elif signal.type == "decision.approval_needed":
         lines.append(
             _("Waiting for approval: {action}").format(

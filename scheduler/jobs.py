@@ -26,6 +26,7 @@ from bikewerk.sync import Syncer, SyncReport
 from bot.config import Settings
 from bot.logs import log_event
 from bot.services import Services
+from circles import watch
 from circles.sales_ops import digests, dispatcher, kpi, orders, sla
 from circles.strategy import daily as strategy
 
@@ -80,6 +81,7 @@ def register_jobs(
     add("signals.sweep", signal_sweep, every_minute, services)
     add("decisions.effects", effect_sweep, every_minute, services)
     add("dispatch.tick", dispatch_tick, every_minute, services)
+    add("circles.watch", circles_watch, every_minute, services)
     # The AI-CEO's day (the autopilot's review, then the summary to the owner), just after the digests.
     add(
         "strategy.daily",
@@ -176,6 +178,10 @@ async def signal_sweep(services: Services) -> None:
 
 async def effect_sweep(services: Services) -> None:
     await decisions.sweep_effects(services, services.clock.now())
+
+
+async def circles_watch(services: Services) -> None:
+    await watch.run(services, services.clock.now())
 
 
 async def dispatch_tick(services: Services) -> None:

@@ -42,7 +42,8 @@ async def _gate(services: Services, action: str, order_id: str) -> str:
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     policy = make_policy(
         autopilot=_policy(
-            remind=AutopilotAction(per_day=2), reassign_on_accept_timeout=AutopilotAction(enabled=False)
+            remind=AutopilotAction(enabled=True, per_day=2),
+            reassign_on_accept_timeout=AutopilotAction(enabled=False, per_day=0),
         )
     )
     w = await World.create(tmp_path, local(2, 10), policy=policy)
@@ -68,7 +69,7 @@ async def test_an_action_runs_by_itself_up_to_its_daily_limit_then_asks(world: W
 
 async def test_mostly_unhelpful_runs_switch_the_action_back_and_the_owner_is_told(world: World) -> None:
     services = world.services
-    world.services.policy = make_policy(autopilot=_policy(remind=AutopilotAction(per_day=100)))
+    world.services.policy = make_policy(autopilot=_policy(remind=AutopilotAction(enabled=True, per_day=100)))
     for n in range(5):
         assert await _gate(services, REMIND, f"O{n}") == "auto:allowed"
     runs = await world.decisions(REMIND)
@@ -96,7 +97,7 @@ async def test_mostly_unhelpful_runs_switch_the_action_back_and_the_owner_is_tol
 
 async def test_too_few_known_effects_or_mostly_helpful_runs_keep_the_autopilot(world: World) -> None:
     services = world.services
-    world.services.policy = make_policy(autopilot=_policy(remind=AutopilotAction(per_day=100)))
+    world.services.policy = make_policy(autopilot=_policy(remind=AutopilotAction(enabled=True, per_day=100)))
     for n in range(6):
         await _gate(services, REMIND, f"O{n}")
     runs = await world.decisions(REMIND)
@@ -114,7 +115,9 @@ async def test_too_few_known_effects_or_mostly_helpful_runs_keep_the_autopilot(w
 
 
 async def test_an_accept_timeout_over_the_limit_asks_the_leads_instead_of_re_offering(tmp_path: Path) -> None:
-    policy = make_policy(autopilot=_policy(reassign_on_accept_timeout=AutopilotAction(per_day=1)))
+    policy = make_policy(
+        autopilot=_policy(reassign_on_accept_timeout=AutopilotAction(enabled=True, per_day=1))
+    )
     services = await make_services(tmp_path, policy=policy)
     try:
         await add_manager(services, "m1", 1001)
