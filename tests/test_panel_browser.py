@@ -146,7 +146,9 @@ async def test_sign_in_see_act_and_refusals_in_a_real_browser(panel: Harness, br
     await page.goto(f"{base}/signals/{signal_id}")
     await page.click("#ack")
     await page.locator("#flash.ok").wait_for()
-    assert (await page.locator("#state").inner_text()).strip() == "acknowledged"
+    acknowledged = await get_signal(h.services.db, signal_id)
+    assert acknowledged is not None and acknowledged.state == "acknowledged"
+    assert (await page.locator("#state").inner_text()).strip() == "в работе"  # the admin reads Russian
     await h.settle()
     after = _ping(h, signal_id)
     assert after.message_id == before.message_id and after.edits >= 1

@@ -141,3 +141,8 @@ def flash_done(action: str, signal_id: int) -> str:
         "reassign": _("Signal #{id} reassigned; its pings in Telegram are updated."),
     }
     return texts.get(action, "").format(id=signal_id)
+
+
+def state_label(state: str) -> str:
+    labels = {"open": _("open"), "acknowledged": _("acknowledged"), "resolved": _("resolved")}
+    return labels.get(state, state)

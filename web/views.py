@@ -465,6 +465,7 @@ def setup_panel(app: web.Application, services: Services) -> None:
         parked_line=cards.parked_line,
         day_counts=texts.day_counts,
         circle_label=texts.circle_label,
+        state_label=texts.state_label,
         role_label=texts.role_label,
         signals_count=texts.signals_count,
     )
