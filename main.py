@@ -39,6 +39,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", required=True, help="print one JSON object keyed by circle"
     )
     kpi.add_argument("--days", type=_positive_days, default=1.0, help="window length in days (default 1)")
+    _add_sanctions_parser(commands)
 
     simulator = commands.add_parser("simulator", help="serve the BikeWerk API simulator")
     simulator.add_argument("--host", default="127.0.0.1")
@@ -119,6 +120,15 @@ async def _kpi_json(settings: Settings, days: float) -> int:
     return EXIT_OK
 
 
+def _add_sanctions_parser(commands: Any) -> None:
+    sanctions = commands.add_parser("sanctions", help="sanctions lists (governance)")
+    actions = sanctions.add_subparsers(dest="sanctions_command", required=True, metavar="ACTION")
+    load = actions.add_parser(
+        "import", help="put a list in OpenSanctions targets.simple.csv format in force; re-screen open orders"
+    )
+    load.add_argument("file", type=Path, help="targets.simple.csv (id, schema, name, aliases, ...)")
+
+
 async def _migrate(settings: Settings) -> int:
     from storage.db import Database
 
@@ -173,12 +183,16 @@ def main(argv: list[str] | None = None) -> int:
             return _run_async(lambda: _kpi_json(settings, args.days))
         if args.command == "baseline":
             return _run_async(lambda: _import_baseline(settings, args.file))
+        if args.command == "sanctions":
+            from circles.governance.sanctions import run_import_command
+
+            return _run_async(lambda: run_import_command(settings, args.file))
         if args.command == "run":
             from bot.app import run_bot
 
             return _run_async(lambda: run_bot(settings))
         if args.command == "sync":
-            from bikewerk.sync import run_sync_command
+            from bikewerk.sync_command import run_sync_command
 
             return _run_async(lambda: run_sync_command(settings, once=args.once))
         if args.command == "simulator":

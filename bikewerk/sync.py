@@ -1,8 +1,11 @@
 """The sync from the BikeWerk CRM into SQLite (SPEC §10), and `main.py sync [--once]`.
 
-One run (`Syncer.sync_once`) reads managers, then the status events, then the changed orders, then a workspace
-snapshot. Events come before orders so that an order whose status changed finds the instant it entered the new
-status among the stored events: its SLA visit starts then, not when the sync noticed.
+One run (`Syncer.sync_once`) reads managers, then the status events, then the changed orders, then the
+changed leads, then a workspace snapshot. Events come before orders so that an order whose status changed
+finds the instant it entered the new status among the stored events: its SLA visit starts then, not when the
+sync noticed. New orders are screened against the sanctions list in force as they are stored
+(circles/governance/sanctions.py); every run and the client's request latencies are stored (sync_runs,
+api_latency) for the reliability circle.
 
 Pages are fetched and validated by one task while another stores them, so network, JSON decoding and SQLite
 overlap. Each store is one transaction: the records go in with `executemany` and the feed's cursor moves in
@@ -37,23 +40,29 @@ import aiosqlite
 from bikewerk import contract
 from bikewerk.client import BikeWerkClient, BikeWerkContractError, BikeWerkError, BikeWerkHTTPError
 from bikewerk.contract import Page, Rejected
-from bot.clock import Clock, SystemClock
+from bikewerk.leads import iter_leads, lead_row
+from bot.clock import Clock
 from bot.config import Settings
 from bot.logs import log_event
+from circles.governance.sanctions import Screener, screen_orders
 from domain.calendar import WorkingCalendar
 from domain.models import Manager
-from domain.policy import Policy, calendar_for, load_policy
+from domain.policy import Policy
 from domain.sla import VisitDeadlines, plan_visit
 from domain.statuses import OPEN_STATUSES, Status, StatusMap, UnknownStatus
 from storage import crm, money
 from storage.db import Database, ts
+from storage.governance import Party
 from storage.money import OrderLists
+from storage.reliability import SyncRun, add_sync_run
+from storage.revenue import upsert_leads
 from storage.timers import open_visits_bulk
 
 log = logging.getLogger(__name__)
 
 ORDERS_CURSOR = "orders"
 EVENTS_CURSOR = "order_status_events"
+LEADS_CURSOR = "leads"
 PAGE_SIZE = 5000
 BATCH_RECORDS = 50_000  # status events stored in one transaction at most
 ORDER_WEIGHT = 5  # an order holds about as much memory as five events: its batches are five times smaller
@@ -74,6 +83,7 @@ class SyncReport:
     new_order_ids: list[str] = field(default_factory=list)
     changed_order_ids: list[str] = field(default_factory=list)  # status changed in the CRM
     workspace: bool = False  # a workspace snapshot was stored
+    leads: int = 0  # lead records stored (new or refreshed)
     error: str | None = None  # why the run stopped early; what was stored before stays
 
     @property
@@ -83,7 +93,7 @@ class SyncReport:
 
 @dataclass(frozen=True)
 class SyncProgress:
-    stage: str  # managers | order_status_events | orders | workspace
+    stage: str  # managers | order_status_events | orders | leads | workspace
     pages: int
     records: int  # records received in this stage so far
     seconds: float  # since the stage started
@@ -145,28 +155,20 @@ class Syncer:
         self._status_map = StatusMap(policy.crm_status_aliases)
         self._known_statuses: dict[str, Status] = {}
         self._lock = asyncio.Lock()
+        self.screener = Screener()  # the sanctions list's name index, rebuilt when a new list is in force
 
     async def sync_once(self) -> SyncReport:
         async with self._lock:
             report = SyncReport(started_at=self.clock.now())
-            stages: tuple[tuple[crm.ViolationSource, Callable[[SyncReport], Awaitable[None]]], ...] = (
+            await self._run_stages(
+                report,
                 ("managers", self._sync_managers),
                 ("order_status_events", self._sync_events),
                 ("orders", self._sync_orders),
+                ("leads", self._sync_leads),
                 ("workspace", self._snapshot_workspace),
             )
-            for source, stage in stages:
-                try:
-                    await stage(report)
-                except BikeWerkContractError as exc:
-                    # A whole answer off the contract (not JSON, no page): kept aside; the next run retries.
-                    report.error = str(exc)
-                    await self._keep_aside_answer(source, exc, report)
-                    break
-                except BikeWerkError as exc:
-                    report.error = str(exc)
-                    break
-            report.finished_at = self.clock.now()
+            await self._record_run(report)
             log_event(
                 log,
                 "sync.finished" if report.ok else "sync.failed",
@@ -182,6 +184,23 @@ class Syncer:
             )
             return report
 
+    async def _record_run(self, report: SyncReport) -> None:
+        """The run and the client's latency records, stored for the reliability circle."""
+        assert report.finished_at is not None
+        run = SyncRun(
+            report.started_at,
+            report.finished_at,
+            report.ok,
+            report.error,
+            orders=report.orders,
+            events=report.events,
+            leads=report.leads,
+            violations=report.violations,
+        )
+        timed = [(t.at, t.route, t.ms, t.ok) for t in self.client.take_latencies()]
+        async with self.db.transaction() as conn:
+            await add_sync_run(conn, run, timed)
+
     async def sync_order(self, order_id: str) -> SyncReport:
         """Read one order the CRM pushed (`POST /crm/events`) and store it through the same code as a sync
         page: the new status events first (so a changed status starts its SLA visit when it happened), then
@@ -190,20 +209,11 @@ class Syncer:
         know, or one that breaks the contract, is kept aside and changes nothing."""
         async with self._lock:
             report = SyncReport(started_at=self.clock.now())
-            try:
-                await self._sync_events(report)
-                page = await self.client.order(order_id)
-            except BikeWerkHTTPError as exc:
-                report.error = str(exc)
-                if exc.status == 404:
-                    reason = f"pushed order {order_id} is unknown to the CRM"
-                    await self.keep_aside("crm_events", order_id, reason, json.dumps({"id": order_id}))
-            except BikeWerkError as exc:
-                report.error = str(exc)  # the CRM is unreachable now: the periodic sync catches up
-            else:
-                chunk = self._prepare_orders(page, set(await crm.manager_telegram_ids(self.db.reader)))
-                await self._store_orders(chunk, report, move_cursor=False)
-            report.finished_at = self.clock.now()
+            await self._run_stages(
+                report,
+                ("order_status_events", self._sync_events),
+                ("orders", lambda r: self._store_pushed_order(order_id, r)),
+            )
             log_event(
                 log,
                 "sync.order" if report.ok else "sync.order_failed",
@@ -216,11 +226,46 @@ class Syncer:
             )
             return report
 
+    async def _run_stages(
+        self, report: SyncReport, *stages: tuple[crm.ViolationSource, Callable[[SyncReport], Awaitable[None]]]
+    ) -> None:
+        """Run the stages in order; the first failure ends the run (what was stored before stays)."""
+        for source, stage in stages:
+            try:
+                await stage(report)
+            except BikeWerkContractError as exc:
+                # A whole answer off the contract (not JSON, no page): kept aside; the next run retries.
+                report.error = str(exc)
+                await self._keep_aside_answer(source, exc, report)
+                break
+            except BikeWerkError as exc:
+                report.error = str(exc)
+                break
+        report.finished_at = self.clock.now()
+
+    async def _store_pushed_order(self, order_id: str, report: SyncReport) -> None:
+        try:
+            page = await self.client.order(order_id)
+        except BikeWerkHTTPError as exc:
+            if exc.status != 404:
+                raise
+            report.error = str(exc)
+            reason = f"pushed order {order_id} is unknown to the CRM"
+            await self.keep_aside("crm_events", order_id, reason, json.dumps({"id": order_id}), report)
+            return
+        chunk = self._prepare_orders(page, set(await crm.manager_telegram_ids(self.db.reader)))
+        await self._store_orders(chunk, report, move_cursor=False)
+
     async def keep_aside(
-        self, source: crm.ViolationSource, record_id: str | None, reason: str, raw: str
+        self,
+        source: crm.ViolationSource,
+        record_id: str | None,
+        reason: str,
+        raw: str,
+        report: SyncReport | None = None,
     ) -> None:
         """Keep one record aside (a push that breaks the contract, say) like a sync record."""
-        report = SyncReport(started_at=self.clock.now())
+        report = report or SyncReport(started_at=self.clock.now())
         async with self.db.transaction() as conn:
             raised = await self._keep_aside(
                 conn, source, [Rejected(record_id, reason, raw)], self.clock.now(), report
@@ -304,6 +349,7 @@ class Syncer:
     # --- orders --------------------------------------------------------------------------------------------
 
     async def _sync_orders(self, report: SyncReport) -> None:
+        await self.screener.warm(self.db.reader)  # a new sanctions list is indexed before any transaction
         cursor = await crm.get_cursor(self.db.reader, ORDERS_CURSOR)
         known_managers = set(await crm.manager_telegram_ids(self.db.reader))
         await self._pump(
@@ -372,11 +418,55 @@ class Syncer:
             await crm.upsert_orders(conn, rows, now)
             await money.replace_lists(conn, [(i, chunk.lists[i]) for i in latest if i in chunk.lists])
             await open_visits_bulk(conn, visits)
-            raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report)
+            # Screened in the same transaction they are stored in: a hit is held before any dispatch sees it.
+            new_parties = [
+                Party(order_id, row.client_name, row.seller)
+                for order_id, row in latest.items()
+                if order_id not in stored
+            ]
+            if new_parties:
+                screened = await screen_orders(
+                    conn,
+                    new_parties,
+                    now,
+                    screener=self.screener,
+                    threshold=self.policy.governance.sanctions_threshold,
+                    settings=self.settings,
+                )
+                raised_hits = bool(screened.hits)
+            else:
+                raised_hits = False
+            raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report) or raised_hits
             if move_cursor:
                 await crm.set_cursor(conn, ORDERS_CURSOR, chunk.position, now)
         report.orders += len(rows)
         self._after_commit(raised)
+
+    # --- leads (SPEC §14) ---------------------------------------------------------------------------------
+
+    async def _sync_leads(self, report: SyncReport) -> None:
+        """Leads page by page, each page and the cursor in one transaction. A CRM without the leads endpoint
+        (404) has no funnel to sync: skipped, not a failed run."""
+        cursor = await crm.get_cursor(self.db.reader, LEADS_CURSOR)
+        started = time.monotonic()
+        pages = received = 0
+        try:
+            async with aclosing(iter_leads(self.client, cursor=cursor, limit=self.page_size)) as feed:
+                async for page in feed:
+                    now = self.clock.now()
+                    rows = [lead_row(lead) for lead in page.records]
+                    async with self.db.transaction() as conn:
+                        await upsert_leads(conn, rows, now)
+                        raised = await self._keep_aside(conn, "leads", page.rejected, now, report)
+                        await crm.set_cursor(conn, LEADS_CURSOR, page.position, now)
+                    self._after_commit(raised)
+                    report.leads += len(rows)
+                    report.pages += 1
+                    pages, received = pages + 1, received + page.received
+        except BikeWerkHTTPError as exc:
+            if exc.status != 404:
+                raise
+        self._progress(SyncProgress("leads", pages, received, time.monotonic() - started, done=True))
 
     # --- workspace -----------------------------------------------------------------------------------------
 
@@ -586,54 +676,3 @@ def ts_opt(instant: datetime | None) -> str | None:
 
 
 # --- main.py sync -----------------------------------------------------------------------------------------
-
-
-class TerminalProgress:
-    """Prints the sync's progress: at most one line every `every` seconds, and each stage's last."""
-
-    def __init__(self, every: float = 1.0) -> None:
-        self.every = every
-        self._last = 0.0
-
-    def __call__(self, p: SyncProgress) -> None:
-        now = time.monotonic()
-        if now - self._last < self.every and not p.done:
-            return
-        self._last = now
-        rate = p.records / p.seconds if p.seconds > 0 else 0.0
-        print(f"  {p.stage}: {p.pages} pages, {p.records} records, {rate:,.0f} records/s", flush=True)
-
-
-def summary(report: SyncReport) -> str:
-    seconds = (report.finished_at - report.started_at).total_seconds() if report.finished_at else 0.0
-    text = (
-        f"{report.managers} managers, {report.orders} orders ({len(report.new_order_ids)} new, "
-        f"{len(report.changed_order_ids)} changed status), {report.events} new events, "
-        f"{report.violations} records kept aside, {report.pages} pages"
-    )
-    if report.ok:
-        return f"sync done in {seconds:.1f} s: {text}"
-    return f"sync stopped after {seconds:.1f} s: {report.error}; stored so far: {text}"
-
-
-async def run_sync_command(settings: Settings, *, once: bool) -> int:
-    """`main.py sync [--once]`: one run, or a run every SYNC_INTERVAL_SECONDS until interrupted.
-    Exit code 0 when the (last) run completed, 1 when it stopped on an error."""
-    policy = load_policy(settings.policy_file)
-    calendar = calendar_for(policy, settings.timezone)
-    db = await Database.open(settings.database_path)
-    try:
-        token = settings.bikewerk_api_token.get_secret_value()
-        async with BikeWerkClient(settings.bikewerk_api_url, token) as client:
-            syncer = Syncer(
-                db, client, policy, calendar, SystemClock(), settings=settings, progress=TerminalProgress()
-            )
-            while True:
-                print(f"syncing from {settings.bikewerk_api_url} into {settings.database_path}", flush=True)
-                report = await syncer.sync_once()
-                print(summary(report), flush=True)
-                if once:
-                    return 0 if report.ok else 1
-                await asyncio.sleep(settings.sync_interval_seconds)
-    finally:
-        await db.close()

@@ -2,10 +2,7 @@
 snapshot of them (kpi_snapshots rows named `<circle>.<kpi>`).
 
 One mapping, `CIRCLE_KPIS`, says where each circle's KPIs come from: circle name → an async function taking a
-`KpiContext` (services, the window) and returning a JSON-ready dict with SPEC §14's names. A circle that is
-not built yet maps to `nulls(...)`, an object of its KPI names with null values; its builder replaces that one
-line with the real function.
-"""
+`KpiContext` (services, the window) and returning a JSON-ready dict with SPEC §14's names."""
 
 from __future__ import annotations
 
@@ -17,7 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.services import Services
+from circles.governance.kpi import governance_kpis
 from circles.quality.kpi import quality_json
+from circles.reliability.kpi import reliability_kpis
+from circles.revenue.kpi import revenue_kpis
 from circles.sales_ops.kpi import digest_instant, local_day, open_orders
 from circles.sales_ops.scorecards import scorecards_json
 from circles.unit_economics.kpi import unit_economics_json
@@ -36,15 +36,6 @@ class KpiContext:
 
 
 KpiFunction = Callable[[KpiContext], Awaitable[dict[str, Any]]]
-
-
-def nulls(*names: str) -> KpiFunction:
-    """A circle whose KPIs are not computed yet: each SPEC §14 name with null."""
-
-    async def empty(ctx: KpiContext) -> dict[str, Any]:
-        return dict.fromkeys(names)
-
-    return empty
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -99,28 +90,26 @@ async def quality(ctx: KpiContext) -> dict[str, Any]:
     return await quality_json(ctx.services.db, ctx.services.policy, ctx.window)
 
 
-# circle name -> its KPI function. Revenue, reliability and governance come with the next issue: replace the
-# `nulls(...)` line with the circle's function (same shape: `async def f(ctx: KpiContext) -> dict`).
+async def revenue(ctx: KpiContext) -> dict[str, Any]:
+    return await revenue_kpis(ctx.services.db.reader, (ctx.window.start, ctx.window.end))
+
+
+async def reliability(ctx: KpiContext) -> dict[str, Any]:
+    return await reliability_kpis(ctx.services.db.reader, (ctx.window.start, ctx.window.end))
+
+
+async def governance(ctx: KpiContext) -> dict[str, Any]:
+    return await governance_kpis(ctx.services.db.reader, (ctx.window.start, ctx.window.end))
+
+
+# circle name -> its KPI function (`async def f(ctx: KpiContext) -> dict`).
 CIRCLE_KPIS: dict[str, KpiFunction] = {
     "sales_ops": sales_ops_json,
     "unit_economics": unit_economics,
     "quality": quality,
-    "revenue": nulls(
-        "lead_to_order_conversion",
-        "checkout_to_booking_conversion",
-        "funnel_drop_off",
-        "channel_quality_score",
-        "gross_margin_by_channel_eur",
-    ),
-    "reliability": nulls(
-        "api_p95_ms", "incident_count", "mttr_min", "data_contract_violations", "critical_path_health"
-    ),
-    "governance": nulls(
-        "compliance_risk_count",
-        "sanctions_screen_coverage",
-        "doc_to_process_drift_count",
-        "policy_update_lead_time_days",
-    ),
+    "revenue": revenue,
+    "reliability": reliability,
+    "governance": governance,
 }
 
 

@@ -22,6 +22,7 @@ import inspect
 import logging
 import math
 import random
+import secrets
 import shutil
 import sys
 import time as wall
@@ -37,6 +38,7 @@ import aiohttp
 from apscheduler.job import Job
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bikewerk.push import PUSH_PATH
 from bot.app import BotApp
 from bot.clock import SystemClock
 from bot.config import Settings, load_settings
@@ -274,6 +276,7 @@ class Demo:
         self.rng = random.Random(seed)
         self.stream = stream
         self.result = DemoResult()
+        self.push_secret = secrets.token_hex(16)  # this run's key for the simulated CRM's pushes
         # The pipeline every working hour: (label, created, accepted, checklists submitted, delivered).
         self.timeline: list[tuple[str, int, int, int, int]] = []
 
@@ -295,10 +298,12 @@ class Demo:
             ADMIN_CHAT_ID=ADMIN_CHAT,
             POLICY_FILE=None,
             WEBHOOK_URL=None,
+            # The simulated CRM pushes its changes to the bot (POST /crm/events); the sync is the safety net.
+            BIKEWERK_WEBHOOK_SECRET=self.push_secret,
+            HTTP_HOST="127.0.0.1",
+            HTTP_PORT=0,  # one free port for the pushes and the admin panel (printed at the end)
             SYNC_INTERVAL_SECONDS=60,
             DIGEST_TIME="09:00",
-            HTTP_HOST="127.0.0.1",
-            HTTP_PORT=0,  # the admin panel on a free port, printed at the end
         )
 
     async def run(self) -> DemoResult:
@@ -338,6 +343,12 @@ class Demo:
                 people = await self._people(emulator, http, simulator_url)
                 app = BotApp(self.settings(emulator, simulator_url), clock=clock)
                 await app.start(polling=True, scheduler=False)
+                assert app.push_url is not None
+                async with http.post(
+                    f"{simulator_url}/sim/webhook",
+                    json={"url": app.push_url + PUSH_PATH, "secret": self.push_secret},
+                ) as response:
+                    response.raise_for_status()
                 crowd, jobs = await self._operate(app, clock, emulator, people, http, simulator_url, terminal)
                 await self._finish(app, clock, emulator, crowd, jobs, terminal)
                 terminal.done()

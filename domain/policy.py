@@ -100,6 +100,32 @@ def _check_open_status_keys(table: dict[Status, object], what: str) -> None:
         raise ValueError(f"every open status needs a {what}; missing {', '.join(missing)}")
 
 
+class GovernancePolicy(_Model):
+    """[governance]: sanctions screening and process drift (issue 15)."""
+
+    sanctions_threshold: float = Field(gt=0, le=100)  # name score (0..100) that holds an order
+
+
+class ReliabilityPolicy(_Model):
+    """[reliability]: the bounds whose crossing raises a reliability signal (issue 15)."""
+
+    api_p95_bound_ms: float = Field(gt=0)  # CRM API p95 over the last hour
+    unreachable_failures: int = Field(gt=0)  # failed sync runs in a row: CRM unreachable
+    sync_lag_minutes: int = Field(gt=0)  # no successful sync for this long: lagging
+    sender_backlog_limit: int = Field(gt=0)  # messages due and unsent
+    violation_burst: int = Field(gt=0)  # records kept aside within the last hour
+
+
+class RevenuePolicy(_Model):
+    """[revenue]: the normal band of each channel's conversion and each stage's drop-off (issue 15)."""
+
+    band_weeks: int = Field(gt=0)  # the band's rate is learned from this many weeks of days
+    band_sigmas: float = Field(gt=0)  # ± this many binomial standard deviations for the day
+    band_min_width: float = Field(ge=0)  # the band is at least ± this much wide (a fraction)
+    band_min_days: int = Field(gt=1)  # fewer days of history: no band yet, no signal
+    min_leads: int = Field(gt=0)  # a day with fewer at the stage's start is not judged
+
+
 ResponseSeverity = Literal["critical", "high", "medium"]  # "low" waits for the weekly review
 
 
@@ -181,6 +207,9 @@ class Policy(_Model):
     unit_economics: UnitEconomicsPolicy
     quality: QualityPolicy
     scorecards: ScorecardPolicy
+    governance: GovernancePolicy
+    reliability: ReliabilityPolicy
+    revenue: RevenuePolicy
     autopilot: AutopilotPolicy  # [autopilot] (issue 18)
 
     @field_validator("budgets")

@@ -119,6 +119,40 @@ SIGNAL_TYPES: dict[str, SignalType] = {
         SignalType(
             "postmortem.missing", Circle.COMPLIANCE, "medium", Priority.COMPLIANCE, False, "postmortem"
         ),
+        # Governance, reliability and revenue circles (issue 15). A sanctions hit holds its order until a
+        # human decides: approve = a false positive (the order is released), reject = cancel the order.
+        SignalType(
+            "compliance.sanctions_hit",
+            Circle.COMPLIANCE,
+            "critical",
+            Priority.COMPLIANCE,
+            True,
+            "hold",
+            postmortem=False,
+        ),
+        SignalType(
+            "governance.process_drift",
+            Circle.COMPLIANCE,
+            "medium",
+            Priority.COMPLIANCE,
+            False,
+            "follow_process",
+        ),
+        SignalType(
+            "reliability.crm_unreachable", Circle.PLATFORM, "high", Priority.SLA_SPEED, False, "restore"
+        ),
+        SignalType("reliability.crm_slow", Circle.PLATFORM, "high", Priority.SLA_SPEED, False, "restore"),
+        SignalType("reliability.sync_lagging", Circle.PLATFORM, "high", Priority.SLA_SPEED, False, "restore"),
+        SignalType(
+            "reliability.sender_backlog", Circle.PLATFORM, "medium", Priority.SLA_SPEED, False, "restore"
+        ),
+        SignalType(
+            "reliability.contract_violations", Circle.PLATFORM, "high", Priority.SLA_SPEED, False, "fix_data"
+        ),
+        SignalType(
+            "revenue.channel_conversion", Circle.GROWTH, "medium", Priority.GROWTH, False, "investigate"
+        ),
+        SignalType("revenue.stage_drop_off", Circle.GROWTH, "medium", Priority.GROWTH, False, "investigate"),
         # details["action"] names what waits for approval: cancel | compensation | bulk_reassign.
         SignalType(
             "decision.approval_needed",
@@ -132,7 +166,7 @@ SIGNAL_TYPES: dict[str, SignalType] = {
     )
 }
 
-APPROVAL_ACTIONS: frozenset[str] = frozenset({"cancel", "compensation", "bulk_reassign"})
+APPROVAL_ACTIONS: frozenset[str] = frozenset({"cancel", "compensation", "bulk_reassign", "sanctions_review"})
 
 
 class UnknownSignalType(ValueError):

@@ -27,6 +27,9 @@ from bot.config import Settings
 from bot.logs import log_event
 from bot.services import Services
 from circles import watch
+from circles.governance import drift
+from circles.reliability import health
+from circles.revenue import bands
 from circles.sales_ops import digests, dispatcher, kpi, orders, sla
 from circles.strategy import daily as strategy
 
@@ -82,6 +85,15 @@ def register_jobs(
     add("decisions.effects", effect_sweep, every_minute, services)
     add("dispatch.tick", dispatch_tick, every_minute, services)
     add("circles.watch", circles_watch, every_minute, services)
+    add("governance.drift", governance_drift, every_minute, services)
+    add("reliability.health", reliability_health, every_minute, services)
+    # The revenue funnel's bands: yesterday judged once a day, an hour before the digests.
+    add(
+        "revenue.funnel",
+        revenue_funnel,
+        CronTrigger(hour=(hour - 1) % 24, minute=minute, timezone=tz),
+        services,
+    )
     # The AI-CEO's day (the autopilot's review, then the summary to the owner), just after the digests.
     add(
         "strategy.daily",
@@ -186,6 +198,18 @@ async def circles_watch(services: Services) -> None:
 
 async def dispatch_tick(services: Services) -> None:
     await dispatcher.dispatch_tick(services)
+
+
+async def governance_drift(services: Services) -> None:
+    await drift.detect_drift(services, services.clock.now())
+
+
+async def reliability_health(services: Services) -> None:
+    await health.check_health(services, services.clock.now())
+
+
+async def revenue_funnel(services: Services) -> None:
+    await bands.watch_funnel(services, services.clock.now())
 
 
 async def strategy_daily(services: Services) -> None:

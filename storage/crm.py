@@ -21,7 +21,7 @@ from storage.db import parse_ts, parse_ts_opt, ts
 
 WriteKind = Literal["assign", "status"]
 ViolationSource = Literal[
-    "orders", "order_status_events", "managers", "workspace", "crm_writes", "crm_events"
+    "orders", "order_status_events", "managers", "workspace", "crm_writes", "crm_events", "leads"
 ]
 
 

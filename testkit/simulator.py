@@ -47,6 +47,7 @@ from bikewerk.contract import MAX_PAGE_SIZE, AssignWrite, Manager, StatusWrite, 
 from bot.clock import Clock, SystemClock
 from bot.logs import log_event
 from domain.statuses import STATUS_ORDER, Status
+from testkit.sim_leads import LeadFunnel
 from testkit.sim_money import merged, money_of
 from testkit.sim_push import Pusher
 
@@ -232,6 +233,7 @@ class BikeWerkSimulator:
         anchor: datetime | None = None,
         token: str | None = None,
         clock: Clock | None = None,
+        lead_days: float | None = None,
     ) -> None:
         if orders < 0 or events_per_order < 0 or days <= 0:
             raise ValueError("orders, events_per_order must be >= 0 and days > 0")
@@ -240,6 +242,8 @@ class BikeWerkSimulator:
         self.clock = clock or SystemClock()
         anchor = anchor or self.clock.now().replace(microsecond=0)
         self._anchor_us = _us(anchor)
+        # The sales funnel (testkit/sim_leads.py): leads from `lead_days` (default `days`) before the anchor.
+        self.leads = LeadFunnel(seed, anchor - timedelta(days=days if lead_days is None else lead_days))
         self._span_us = int(days * 86_400 * _US)
         self._managers: list[dict[str, Any]] = self._seed_managers(managers)
         self._seeded_managers = len(self._managers)  # histories draw from these, whatever is added later
@@ -605,6 +609,8 @@ class BikeWerkSimulator:
                 web.get("/api/crm/order_status_events", self._get_events, name="events"),
                 web.get("/api/crm/managers", self._get_managers, name="managers"),
                 web.get("/api/admin/workspace", self._get_workspace, name="workspace"),
+                web.get("/api/crm/leads", self._get_leads, name="leads"),
+                web.post("/sim/leads/degrade", self._sim_degrade_leads),
                 web.post("/api/crm/orders/{order_id}/assign", self._post_write, name="assign"),
                 web.post("/api/crm/orders/{order_id}/status", self._post_write, name="status"),
                 web.post("/sim/orders", self._sim_create_order),
@@ -723,6 +729,25 @@ class BikeWerkSimulator:
                 {"items": [self._served("events", self._event_record(p)) for p in positions], **tail}
             )
         return _page([self._event_json(p) for p in positions], tail)
+
+    async def _get_leads(self, request: web.Request) -> web.Response:
+        items, cursor, more = self.leads.page(
+            self.clock.now(), request.query.get("cursor"), self._limit(request)
+        )
+        self.stats.records["leads"] += len(items)
+        if self._faulty_records():
+            items = [self._served("leads", item) for item in items]
+        return _json({"items": items, "next_cursor": cursor, "has_more": more})
+
+    async def _sim_degrade_leads(self, request: web.Request) -> web.Response:
+        """`{"channel", "factor", "since"?}`: the channel's leads from `since` (default now) convert worse."""
+        body = await _body(request)
+        try:
+            since = datetime.fromisoformat(body["since"]) if body.get("since") else self.clock.now()
+            self.leads.degrade(str(body.get("channel")), since, float(body.get("factor", 0.5)))
+        except (ValueError, TypeError) as exc:
+            return _error(400, str(exc))
+        return _json({"degradations": len(self.leads.degradations)})
 
     def _faulty_records(self) -> bool:
         return bool(self.faults.malformed_share or self.faults.drift)
@@ -932,6 +957,11 @@ _BREAKERS: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], ...]] = {
         lambda r: {**r, "name": ""},
         lambda r: {**r, "telegram_id": "not a number"},
     ),
+    "leads": (
+        lambda r: _without(r, "channel"),
+        lambda r: {**r, "created_at": "last tuesday"},
+        lambda r: {**r, "cost_eur": -5},
+    ),
 }
 
 
@@ -983,6 +1013,7 @@ _DRIFTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "orders": _drift_order,
     "events": _drift_event,
     "managers": _drift_manager,
+    "leads": lambda r: {**r, "channel": str(r["channel"]).upper(), "utm": "spring"},
 }
 
 

@@ -23,6 +23,7 @@ from backbone.signals import Routing
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
+from circles.digest_sections import circle_news
 from circles.sales_ops.charts import prune_charts, render_trend_chart
 from circles.sales_ops.kpi import (
     KpiOverview,
@@ -40,6 +41,7 @@ from circles.unit_economics.digest import owner_money
 from domain.dispatch import ManagerSnapshot, score
 from domain.kpi import Queue, Window, queues, retro_helped, retrospective
 from domain.statuses import Status
+from keyboards import circle_views
 from keyboards import circles as money_texts
 from keyboards import digest as texts
 from storage import kpi as store
@@ -162,6 +164,7 @@ async def _send_owner_digest(
     if not chats:
         return []
     view = await owner_digest_view(services, now, report)
+    news = await circle_news(services, now)
     points = await trend(services, view.overview)
     money = await owner_money(services, now)
     day = local_day(now, services)
@@ -174,6 +177,7 @@ async def _send_owner_digest(
             text += "\n\n" + "\n".join(
                 money_texts.money_section(money.today, money.yesterday, money.baseline_per_day, money.leaks)
             )
+            text += circle_views.circle_news_text(news)  # governance, reliability, revenue (issue 15)
             labels, caption = texts.chart_labels(), texts.chart_caption(day)
             margin_title = money_texts.margin_chart_title()
         name = ref.replace(":", "-") + f"-{lang}.png"
@@ -272,10 +276,12 @@ async def send_leads_digest(services: Services, now: datetime) -> list[int]:
         return []
     view = await leads_digest_view(services, now)
     outliers, reasons = await leads_rom(services, now)
+    news = await circle_news(services, now)
 
     def render() -> Rendered:
         rom = ["", *money_texts.outlier_lines(outliers), *money_texts.failure_reason_lines(reasons)]
-        return texts.leads_digest_text(view) + "\n".join(rom), texts.leads_digest_keyboard()
+        text = texts.leads_digest_text(view) + "\n".join(rom) + circle_views.circle_news_text(news)
+        return text, texts.leads_digest_keyboard()
 
     await _put_texts(services, chats, ref, now, render)
     log_event(log, "digest.leads", chats=chats, ref=ref)
