@@ -55,6 +55,9 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out", type=Path, default=Path("demo-output"), help="folder for the report and database"
     )
+    demo.add_argument(
+        "--no-wait", action="store_true", help="exit at the end even in a terminal (the panel goes down)"
+    )
 
     simulate = commands.add_parser(
         "simulate", help="compare 'as today' with the bot's policy, without Telegram"

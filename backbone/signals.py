@@ -37,8 +37,10 @@ from domain.signals import (
     owner_at,
     response_deadline,
     signal_type,
+    to_park,
     worse,
 )
+from keyboards import arbitration as arbitration_texts
 from keyboards import signals as cards
 from storage import signals as store
 from storage.messages import TextMessage, put_message, put_messages
@@ -204,7 +206,7 @@ async def raise_signal(
     await render_pings(conn, signal, routing, now)
     _log_raised(signal)
     if order_id is not None:
-        await _arbitrate(conn, order_id, now)
+        await _arbitrate(conn, order_id, routing, now)
     return signal.id
 
 
@@ -255,7 +257,7 @@ async def raise_signals(
             )
     orders = [s.order_id for s in stored if s.order_id is not None]
     for order_id in await store.orders_with_live_signals(conn, orders, at_least=2):
-        await _arbitrate(conn, order_id, now)
+        await _arbitrate(conn, order_id, routing, now)
     return result
 
 
@@ -361,8 +363,9 @@ async def _repeat(
     return signal.id
 
 
-async def _arbitrate(conn: aiosqlite.Connection, order_id: str, now: datetime) -> None:
-    """Several live signals on one order asking for different things: record which wins and why."""
+async def _arbitrate(conn: aiosqlite.Connection, order_id: str, routing: Routing, now: datetime) -> None:
+    """Several live signals on one order asking for different things: record which wins and why, and park
+    the ones of a lower priority class behind the winner (see `_park`)."""
     live = await store.live_signals_on_order(conn, order_id)
     result = arbitrate(s.as_open() for s in live)
     if result is None:
@@ -391,6 +394,10 @@ async def _arbitrate(conn: aiosqlite.Connection, order_id: str, now: datetime) -
             ],
         },
     )
+    parked = {s.id for s in to_park(result)}
+    for signal in live:
+        if signal.id in parked and signal.parked_by is None:
+            await _park(conn, signal, next(w for w in live if w.id == winner.id), routing, now)
 
 
 async def request_approval(
@@ -493,6 +500,7 @@ async def resolve_signal(
             lambda: (cards.resolved_notice(updated, names=names), None),
         )
     log_event(log, "signal.resolved", id=signal.id, by=by, notified=len(people))
+    await _resume_parked(conn, updated, routing, now)
     return updated
 
 
@@ -543,3 +551,69 @@ async def escalate(
     )
     log_event(log, "signal.escalated", id=signal.id, level=int(level), by=actor)
     return updated
+
+
+# --- arbitration that acts ------------------------------------------------------------------------------
+
+
+async def _park(
+    conn: aiosqlite.Connection, loser: Signal, winner: Signal, routing: Routing, now: datetime
+) -> None:
+    """The higher-priority signal goes first: the loser waits (no ladder, no pings; its ping says why) and
+    the winner's chats hear what it holds back."""
+    await change_signal(conn, loser, routing, now, parked_by=winner.id, parked_reason=winner.type)
+    for chat in winner.ping_chats:
+        await put_rendered(
+            conn,
+            routing,
+            chat,
+            f"signal:{winner.id}:parks:{loser.id}",
+            now,
+            lambda: (arbitration_texts.parked_notice(winner, loser), None),
+        )
+    await record_decision(
+        conn,
+        kind="auto",
+        action="park",
+        reason=f"{loser.type} waits for {winner.type} (priority {int(winner.kind.priority)} before "
+        f"{int(loser.kind.priority)})",
+        now=now,
+        signal_id=loser.id,
+        order_id=loser.order_id,
+        details={"parked_by": winner.id, "winner_type": winner.type},
+    )
+    log_event(log, "signal.parked", id=loser.id, behind=winner.id)
+
+
+def _resumed_render(signal: Signal, settled: Signal) -> Rendered:
+    return lambda: (arbitration_texts.resumed_notice(signal, settled), None)
+
+
+async def _resume_parked(
+    conn: aiosqlite.Connection, settled: Signal, routing: Routing, now: datetime
+) -> None:
+    """The signal that parked others is settled: they go on, with a fresh response deadline."""
+    for signal in await store.parked_behind(conn, settled.id):
+        resumed = await change_signal(
+            conn,
+            signal,
+            routing,
+            now,
+            parked_by=None,
+            parked_reason=None,
+            deadline_at=response_deadline(signal.severity, now, routing.tz, signal.ladder),
+        )
+        notice = _resumed_render(resumed, settled)
+        for chat in resumed.ping_chats:
+            await put_rendered(conn, routing, chat, f"signal:{signal.id}:resumed:{settled.id}", now, notice)
+        await record_decision(
+            conn,
+            kind="auto",
+            action="resume",
+            reason=f"{settled.type} #{settled.id} is settled",
+            now=now,
+            signal_id=signal.id,
+            order_id=signal.order_id,
+            details={"parked_by": settled.id},
+        )
+        log_event(log, "signal.resumed", id=signal.id, after=settled.id)

@@ -29,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 import handlers
 from bikewerk.client import BikeWerkClient
 from bikewerk.outbox import CrmOutboxWorker
-from bikewerk.push import PushReceiver, serve_push
+from bikewerk.push import MAX_BODY, PushReceiver, setup_push
 from bikewerk.sync import Syncer
 from bot.clock import Clock, SystemClock
 from bot.config import TELEGRAM_DEFAULT_API, ConfigError, Settings
@@ -46,6 +46,7 @@ from handlers.common import set_chat_commands, set_default_commands
 from scheduler.jobs import make_push_receiver, make_scheduler, make_syncer, register_jobs
 from storage.db import Database
 from storage.people import chat_language, linked_managers
+from web import setup_panel
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ class BotApp:
             self.scheduler = make_scheduler(settings)
             register_jobs(self.scheduler, self.services, self.bikewerk, syncer=self.syncer)
             await self._start_push()
+            await self._start_http()
             if scheduler:
                 self.scheduler.start()
             if polling:
@@ -194,16 +196,28 @@ class BotApp:
         )
 
     async def _start_push(self) -> None:
-        """The CRM's pushes (POST /crm/events), when BIKEWERK_WEBHOOK_SECRET is set; served on
-        HTTP_HOST:HTTP_PORT when HTTP_PORT is set. (To move onto the bot's one HTTP server: `setup_push(app,
-        self.push)` there instead of `serve_push` here.)"""
+        """The CRM's pushes (POST /crm/events) if BIKEWERK_WEBHOOK_SECRET is set; served by _start_http."""
         self.push = make_push_receiver(self.syncer, self.services)
         if self.push is None:
             return
         self._tasks.append(asyncio.create_task(self.push.run(self._stop), name="crm-push"))
-        if self.settings.http_port is not None:
-            self._push_runner = await serve_push(self.settings.http_host, self.settings.http_port, self.push)
-            self.push_url = f"http://{self.settings.http_host}:{self._push_runner.addresses[0][1]}"
+
+    async def _start_http(self) -> None:
+        """HTTP_HOST:HTTP_PORT, when set: one server for the CRM's pushes (when configured) and the admin
+        panel. (On the bot's one HTTP server of bot/http.py: `setup_panel(app, self.services)` there.)"""
+        settings = self.settings
+        if settings.http_port is None:
+            return
+        app = web.Application(client_max_size=MAX_BODY)
+        setup_panel(app, self.services)
+        if self.push is not None:
+            setup_push(app, self.push)
+        self._push_runner = runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+        await runner.setup()
+        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        url = f"http://{settings.http_host}:{runner.addresses[0][1]}"
+        self.push_url = url if self.push is not None else None
+        self.services.web_url = settings.web_base_url or url
 
     async def start_intake(self) -> None:
         """Start taking updates: a webhook when WEBHOOK_URL is set, long polling otherwise."""

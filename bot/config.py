@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     # The bot's own HTTP server (SPEC §13: the CRM's pushes, health, metrics); none without HTTP_PORT.
     http_host: str = Field(default="127.0.0.1", alias="HTTP_HOST")
     http_port: int | None = Field(default=None, ge=0, le=65535, alias="HTTP_PORT")
+    # The admin panel (served on HTTP_HOST:HTTP_PORT): its public address for the links /web sends, the
+    # cookie-signing secret (generated and kept in the database when unset), and how long links and sessions
+    # live.
+    web_base_url: str | None = Field(default=None, alias="WEB_BASE_URL")
+    web_secret: SecretStr | None = Field(default=None, alias="WEB_SECRET")
+    web_link_minutes: int = Field(default=10, ge=1, le=60, alias="WEB_LINK_MINUTES")
+    web_session_hours: int = Field(default=12, ge=1, le=24 * 14, alias="WEB_SESSION_HOURS")
 
     # Storage
     database_path: Path = Field(default=Path("data/bikewerk.db"), alias="DATABASE_PATH")
@@ -82,6 +89,15 @@ class Settings(BaseSettings):
                 f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
             ) from None
         return value
+
+    @field_validator("web_base_url")
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
 
     @field_validator("telegram_api_url", "bikewerk_api_url")
     @classmethod

@@ -25,3 +25,5 @@ class Services:
     calendar: WorkingCalendar
     # Called after a use case committed outgoing messages: the sender delivers them now, not on its next poll.
     wake_sender: Callable[[], None] = field(default=_no_wake)
+    # Where the admin panel answers (WEB_BASE_URL, else its server's own address); None: no panel running.
+    web_url: str | None = None

@@ -54,6 +54,7 @@ from storage.history import OrderLedger, order_ledgers
 from testkit.clocks import AcceleratedClock
 from testkit.emulator import BotAPIEmulator, BotMessage
 from testkit.simulator import BikeWerkSimulator
+from web.auth import issue_link
 
 log = logging.getLogger(__name__)
 
@@ -265,8 +266,11 @@ def _order_times(
 class Demo:
     """One demo run into the folder `out`; `run()` returns what happened (and leaves the files there)."""
 
-    def __init__(self, out: Path, *, speed: float, days: float, seed: int, stream: TextIO) -> None:
+    def __init__(
+        self, out: Path, *, speed: float, days: float, seed: int, stream: TextIO, wait: bool = False
+    ) -> None:
         self.out = out
+        self.wait = wait  # keep the admin panel up until Enter (a terminal without --no-wait)
         self.speed = speed
         self.days = days
         self.seed = seed
@@ -298,7 +302,7 @@ class Demo:
             # The simulated CRM pushes its changes to the bot (POST /crm/events); the sync is the safety net.
             BIKEWERK_WEBHOOK_SECRET=self.push_secret,
             HTTP_HOST="127.0.0.1",
-            HTTP_PORT=0,
+            HTTP_PORT=0,  # one free port for the pushes and the admin panel (printed at the end)
             SYNC_INTERVAL_SECONDS=60,
             DIGEST_TIME="09:00",
         )
@@ -348,12 +352,32 @@ class Demo:
                     response.raise_for_status()
                 crowd, jobs = await self._operate(app, clock, emulator, people, http, simulator_url, terminal)
                 await self._finish(app, clock, emulator, crowd, jobs, terminal)
+                terminal.done()
+                await self._panel(app, clock)
             finally:
                 terminal.done()
                 if app is not None:
                     await app.stop()
                 await emulator.stop()
                 await simulator.stop()
+
+    async def _panel(self, app: BotApp, clock: AcceleratedClock) -> None:
+        """The admin panel's address and a one-time sign-in link for the admin (what /web would send); in a
+        terminal the panel stays up, in real time, until Enter."""
+        services = app.services
+        if services.web_url is None:
+            return
+        clock.real_time()  # links and sessions expire in real minutes from here
+        link = await issue_link(services, ADMIN, clock.now(), services.web_url)
+        self.stream.write(
+            f"\n== the admin panel ==\n{services.web_url}\n"
+            f"sign in (once, within {services.settings.web_link_minutes} min): {link}\n"
+        )
+        if self.wait:
+            self.stream.write("the panel is up; press Enter to stop\n")
+            self.stream.flush()
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        self.stream.flush()
 
     async def _people(
         self, emulator: BotAPIEmulator, http: aiohttp.ClientSession, simulator_url: str
@@ -579,7 +603,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     if not (math.isfinite(days) and 0 < days <= 10):
         print("error: --days must be above 0 and at most 10 (working days)", file=sys.stderr)
         return EXIT_BAD_ARGS
-    demo = Demo(args.out, speed=speed, days=days, seed=args.seed, stream=sys.stdout)
+    wait = sys.stdin.isatty() and not getattr(args, "no_wait", False)
+    demo = Demo(args.out, speed=speed, days=days, seed=args.seed, stream=sys.stdout, wait=wait)
     result = await demo.run()
     log_event(log, "demo.finished", ok=result.ok, orders=len(result.orders), problems=len(result.problems))
     return EXIT_OK if result.ok else EXIT_FAILED

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from domain.autopilot import AutopilotPolicy
 from domain.calendar import WorkingCalendar
 from domain.statuses import OPEN_STATUSES, STATUS_ORDER, Status
 
@@ -209,6 +210,7 @@ class Policy(_Model):
     governance: GovernancePolicy
     reliability: ReliabilityPolicy
     revenue: RevenuePolicy
+    autopilot: AutopilotPolicy  # [autopilot] (issue 18)
 
     @field_validator("budgets")
     @classmethod

@@ -73,6 +73,9 @@ class SignalType:
 SIGNAL_TYPES: dict[str, SignalType] = {
     t.code: t
     for t in (
+        # A compliance hold on an order (issue 18; governance's own checks raise their types through it or
+        # next to it): nothing moves the order until it is cleared, so SLA pushes on the order are parked.
+        SignalType("compliance.hold", Circle.COMPLIANCE, "high", Priority.COMPLIANCE, False, "hold"),
         SignalType("sla.breach", Circle.SALES_OPS, "high", Priority.SLA_SPEED, False, "expedite"),
         SignalType("order.stuck_72h", Circle.SALES_OPS, "high", Priority.SLA_SPEED, False, "unstick"),
         SignalType("order.unassigned", Circle.SALES_OPS, "high", Priority.SLA_SPEED, False, "assign"),
@@ -223,6 +226,8 @@ class Signal:
     # this signal. `contacts` is None until the signal is routed (raised without settings, or before 008).
     ladder: Ladder
     contacts: Contacts | None
+    parked_by: int | None = None  # arbitration parked it behind this signal: no ladder, no pings
+    parked_reason: str | None = None  # the type of the signal it waits for
 
     @property
     def kind(self) -> SignalType:
@@ -448,6 +453,12 @@ def arbitrate(signals: Iterable[OpenSignal]) -> Arbitration | None:
     elif winner.severity != runner_up.severity:
         reason = "severity"
     return Arbitration(winner, ranked, reason)
+
+
+def to_park(result: Arbitration) -> list[OpenSignal]:
+    """The signals a conflict parks behind its winner: those of a lower SPEC §6 priority class (a compliance
+    hold parks an SLA push on the same order). Signals of the winner's own class are only ordered."""
+    return [s for s in result.ranked[1:] if s.priority > result.winner.priority]
 
 
 # --- commands: what /decide, /signals and the ping buttons mean ------------------------------------------

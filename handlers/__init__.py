@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, checklist, circles, common, digest, manager, risk_circles, signals
+from handlers import admin, checklist, circles, common, digest, manager, panel, risk_circles, signals
 
 
 def routers() -> list[Router]:
@@ -18,5 +18,6 @@ def routers() -> list[Router]:
         digest.router(),
         circles.router(),
         risk_circles.router(),
+        panel.router(),
         common.fallback_router(),  # keep last: answers what no router above handled
     ]

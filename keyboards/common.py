@@ -41,11 +41,14 @@ ROLE_COMMANDS: dict[Role, list[Command]] = {
         ("signals", __("open signals")),
         ("order", __("ID: an order, its history and why it went to its manager")),
         ("scorecard", __("[MANAGER]: managers' scorecards and why SLAs failed")),
+        ("web", __("a one-time sign-in link to the admin panel")),
     ],
     Role.OWNER: [
         ("kpi", __("the KPIs now")),
         ("digest", __("the morning digest now")),
         ("margin", __("[ORDER | days N]: margins, leaks and their causes")),
+        ("ceo", __("the AI-CEO summary over all circles")),
+        ("web", __("a one-time sign-in link to the admin panel")),
     ],
     Role.ADMIN: [
         ("signals", __("open signals, filtered")),
@@ -62,6 +65,8 @@ ROLE_COMMANDS: dict[Role, list[Command]] = {
         ("margin", __("[ORDER | days N]: margins, leaks and their causes")),
         ("scorecard", __("[MANAGER]: managers' scorecards and why SLAs failed")),
         ("link", __("MANAGER_ID: a one-time code to link a manager's Telegram")),
+        ("ceo", __("the AI-CEO summary over all circles")),
+        ("web", __("a one-time sign-in link to the admin panel")),
     ],
 }
 ROLE_ORDER = (Role.ADMIN, Role.OWNER, Role.LEAD, Role.MANAGER)

@@ -129,6 +129,15 @@ def _value(value: float | None, kind: Kind) -> str:
     return percent(value) if kind == "share" else duration(value) if kind == "time" else number(value)
 
 
+# Public names for the panel's circle registry (circles/sales_ops/panel.py): the same lines and formats.
+def headline_kpis(hours: int) -> list[tuple[str, tuple[str, str], Kind]]:
+    return _headline_kpis(hours)
+
+
+def value_text(value: float | None, kind: Kind) -> str:
+    return _value(value, kind)
+
+
 # --- the owner's morning digest ---------------------------------------------------------------------------
 
 

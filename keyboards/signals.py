@@ -22,11 +22,13 @@ from domain.dispatch import Candidate
 from domain.signals import (
     MAX_COMMENT,
     MAX_POSTMORTEM_ANSWER,
+    SIGNAL_TYPES,
     DecideAction,
     Level,
     Signal,
     SignalCommand,
     SignalFilter,
+    signal_type,
 )
 from domain.statuses import Status
 from keyboards.circle_signals import CIRCLE_SIGNALS, circle_facts, circle_title
@@ -91,6 +93,7 @@ def type_title(code: str) -> str:
         "telegram.chat_blocked": _("Chat blocked the bot"),
         "postmortem.missing": _("Postmortem missing"),
         "decision.approval_needed": _("Approval needed"),
+        "compliance.hold": _("Compliance hold"),
         "compliance.sanctions_hit": _("Sanctions list hit: order held"),
         "governance.process_drift": _("Process bypassed in the CRM"),
         "reliability.crm_unreachable": _("CRM unreachable"),
@@ -223,8 +226,34 @@ def ping_text(signal: Signal, *, names: Mapping[int, str], tz: ZoneInfo) -> str:
             signal.repeats,
         )
         lines.append(seen.format(count=signal.repeats, time=local_time(signal.last_seen_at, tz)))
+    if signal.parked_by is not None and signal.state != "resolved":
+        lines.append(parked_line(signal))
     lines.append(_state_line(signal, names, tz))
     return "\n".join(lines)
+
+
+# --- arbitration that acts (SPEC §6 priority classes) ---------------------------------------------------
+
+
+def priority_label(priority: int) -> str:
+    labels = {
+        1: _("security and compliance"),
+        2: _("client money and margin"),
+        3: _("speed and SLA"),
+        4: _("growth"),
+    }
+    return labels.get(priority, str(priority))
+
+
+def parked_line(signal: Signal) -> str:
+    """On a parked signal's ping: what it waits for and why (no ladder and no pings meanwhile)."""
+    winner = signal.parked_reason or ""
+    return _("⏸ Parked while #{id} ({title}) is open: {first} comes before {second}.").format(
+        id=signal.parked_by,
+        title=escape(type_title(winner)) if winner else "",
+        first=priority_label(int(signal_type(winner).priority)) if winner in SIGNAL_TYPES else "",
+        second=priority_label(int(signal.kind.priority)),
+    )
 
 
 def _button(text: str, signal_id: int, action: DecideAction) -> InlineKeyboardButton:

@@ -31,6 +31,7 @@ from circles.governance import drift
 from circles.reliability import health
 from circles.revenue import bands
 from circles.sales_ops import digests, dispatcher, kpi, orders, sla
+from circles.strategy import daily as strategy
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,13 @@ def register_jobs(
         "revenue.funnel",
         revenue_funnel,
         CronTrigger(hour=(hour - 1) % 24, minute=minute, timezone=tz),
+        services,
+    )
+    # The AI-CEO's day (the autopilot's review, then the summary to the owner), just after the digests.
+    add(
+        "strategy.daily",
+        strategy_daily,
+        CronTrigger(hour=hour, minute=minute, second=30, timezone=tz),
         services,
     )
     # More jobs go here, one `add(...)` each.
@@ -202,3 +210,7 @@ async def reliability_health(services: Services) -> None:
 
 async def revenue_funnel(services: Services) -> None:
     await bands.watch_funnel(services, services.clock.now())
+
+
+async def strategy_daily(services: Services) -> None:
+    await strategy.run_daily(services, services.clock.now())

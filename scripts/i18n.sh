@@ -15,7 +15,7 @@ LANGS=(ru en)
 
 if [[ "${1:-}" != "compile" ]]; then
     sources=()
-    for path in main.py bot handlers keyboards backbone circles scheduler bikewerk domain storage demo; do
+    for path in main.py bot handlers keyboards backbone circles scheduler bikewerk domain storage demo web; do
         [[ -e "$path" ]] && sources+=("$path")
     done
     "$PYBABEL" extract -F babel.cfg -k _ -k __ -k ngettext:1,2 --sort-by-file \

@@ -94,7 +94,9 @@ async def pending_without_offer(
     conn: aiosqlite.Connection, *, after: Order | None = None, limit: int = 1000
 ) -> list[Order]:
     """Orders in pending_manager with neither a live offer nor an accepted assignment nor a compliance hold,
-    oldest first; the next page starts `after` the last order of the previous one."""
+    oldest first; the next page starts `after` the last order of the previous one. An order whose accept
+    timeout waits for a person (the autopilot asked: a live order.accept_timeout signal) is left alone until
+    it is resolved."""
     start = (ts(after.created_at), after.id) if after is not None else ("", "")
     rows = await conn.execute_fetchall(
         f"""
@@ -104,6 +106,8 @@ async def pending_without_offer(
                           WHERE a.order_id = o.id AND a.state IN ('offered', 'accepted'))
           AND NOT EXISTS (SELECT 1 FROM compliance_holds h  -- held by a sanctions hit (governance)
                           WHERE h.order_id = o.id AND h.released_at IS NULL)
+          AND NOT EXISTS (SELECT 1 FROM ai_signals s WHERE s.order_id = o.id
+                          AND s.type = 'order.accept_timeout' AND s.state <> 'resolved')
         ORDER BY o.created_at, o.id
         LIMIT ?
         """,

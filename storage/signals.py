@@ -72,6 +72,8 @@ def signal_from_row(row: aiosqlite.Row) -> Signal:
         ping_chats=tuple(json.loads(row["ping_chats"])),
         ladder=Ladder.from_dict(json.loads(row["ladder"])),
         contacts=None if row["contacts"] is None else Contacts.from_dict(json.loads(row["contacts"])),
+        parked_by=row["parked_by"],
+        parked_reason=row["parked_reason"],
     )
 
 
@@ -216,6 +218,8 @@ async def orders_with_live_signals(source: Source, order_ids: Iterable[str], *, 
 
 _SIGNAL_COLUMNS = frozenset(
     {
+        "parked_by",
+        "parked_reason",
         "severity",
         "state",
         "owner_person",
@@ -278,9 +282,20 @@ async def due_signals(source: Source, now: datetime, limit: int) -> list[Signal]
         """
         SELECT * FROM ai_signals
         WHERE state <> 'resolved' AND deadline_at <= ? AND NOT (state = 'open' AND escalation_level >= 2)
+          AND parked_by IS NULL
         ORDER BY deadline_at LIMIT ?
         """,
         (ts(now), limit),
+    )
+    return [signal_from_row(r) for r in rows]
+
+
+async def parked_behind(source: Source, signal_id: int) -> list[Signal]:
+    """Live signals that arbitration parked behind `signal_id`."""
+    rows = await _rows(
+        source,
+        "SELECT * FROM ai_signals WHERE parked_by = ? AND state <> 'resolved' ORDER BY id",
+        (signal_id,),
     )
     return [signal_from_row(r) for r in rows]
 

@@ -35,6 +35,10 @@ class AcceleratedClock:
     def now(self) -> datetime:
         return self.start + self._skipped + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
 
+    def real_time(self) -> None:
+        """From now on one simulated second per real second (the demo keeps its panel up in real time)."""
+        self.start, self._skipped, self._t0, self.speed = self.now(), timedelta(0), time.monotonic(), 1.0
+
     def skip(self, delta: timedelta) -> None:
         """Jump over a stretch with nothing to watch (a night, a weekend)."""
         self._skipped += delta

@@ -33,6 +33,9 @@ async def test_a_short_demo_ends_consistent_with_digest_and_report(
     assert "Morning digest" in digest.split("==", 1)[0]
     assert "== KPIs over the last 24 h ==" in printed
     assert "every order is consistent" in printed
+    # It ends with the admin panel's address and a sign-in link, and exits by itself (no terminal here).
+    panel = printed.split("== the admin panel ==", 1)[1]
+    assert "http://127.0.0.1:" in panel and "/login/" in panel
 
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "Morning digest" in page and "KPIs over the last 24 h" in page

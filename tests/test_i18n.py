@@ -29,6 +29,7 @@ SOURCE_DIRS = (
     "domain",
     "storage",
     "demo",
+    "web",
 )
 KEYWORDS = {"_": None, "__": None, "gettext": None, "ngettext": (1, 2)}
 PLACEHOLDER = re.compile(r"{[a-z_]*}")

@@ -30,6 +30,8 @@ from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
 from circles.sales_ops.orders import ActionRefused, apply_status, card_ref, load_order, put_card
+from circles.strategy import autopilot
+from domain.autopilot import REASSIGN_ON_TIMEOUT
 from domain.dispatch import Candidate, DispatchBoard, ManagerSnapshot, on_shift, score
 from domain.models import Order
 from domain.orchestration import offer_expired, pick_managers
@@ -260,21 +262,35 @@ async def expire_offers(services: Services) -> list[tuple[str, str]]:
             expired.append((offer.order_id, offer.manager_id))
             await store.count_miss(conn, offer.manager_id)
             await order_store.set_assigned_managers(conn, [(None, offer.order_id)])
-            await record_decision(
+            facts = {
+                "assignment_id": offer.id,
+                "manager_id": offer.manager_id,
+                "offered_at": offer.offered_at.isoformat(),
+                "expires_at": offer.expires_at.isoformat(),
+            }
+            verdict = await autopilot.gate(
                 conn,
-                kind="auto",
-                action="reassign",
+                services,
+                REASSIGN_ON_TIMEOUT,
+                now,
                 reason=f"not accepted within {services.policy.accept_timeout_minutes} working minutes",
-                now=now,
-                actor="dispatcher",
+                expected={"accepted_by_next_manager": True},
                 order_id=offer.order_id,
-                details={
-                    "assignment_id": offer.id,
-                    "manager_id": offer.manager_id,
-                    "offered_at": offer.offered_at.isoformat(),
-                    "expires_at": offer.expires_at.isoformat(),
-                },
+                actor="dispatcher",
+                details=facts,
+                decision_action="reassign",
             )
+            if verdict.mode == "ask":  # a person decides; dispatch leaves the order alone until then
+                await raise_signal(
+                    conn,
+                    type="order.accept_timeout",
+                    dedup_key=f"order.accept_timeout:{offer.order_id}",
+                    now=now,
+                    order_id=offer.order_id,
+                    details={**facts, "autopilot": verdict.reason},
+                    settings=services.settings,
+                    policy=services.policy,
+                )
             await _show_answered(conn, services, offer, now)
     for order_id, manager_id in expired:
         log_event(log, "dispatch.expired", order=order_id, manager=manager_id)

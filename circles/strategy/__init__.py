@@ -1,0 +1,1 @@
+"""Strategy circle (AI-CEO): one summary over all circles, arbitration of conflicts, the autopilot."""
