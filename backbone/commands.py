@@ -14,6 +14,7 @@ import aiosqlite
 
 from backbone.approvals import Verdict, settle
 from backbone.decisions import actor_of, record_decision, settle_approval
+from backbone.postmortems import ask_postmortem
 from backbone.signals import (
     Routing,
     change_signal,
@@ -294,19 +295,8 @@ async def _decide(
 
 
 async def _start_postmortem(ctx: _Context, signal: Signal) -> bool:
-    """Critical and high signals ask their resolver for a postmortem, privately, one question at a time."""
+    """Critical and high signals ask their resolver for a postmortem, privately, one question at a time (a
+    critical one tells the crisis chat too)."""
     if not (needs_postmortem(signal.severity) and signal.kind.postmortem):
         return False
-    if not await store.create_postmortem(
-        ctx.conn, signal_id=signal.id, author=ctx.actor.user_id, now=ctx.now
-    ):
-        return False
-    await put_rendered(
-        ctx.conn,
-        ctx.routing,
-        ctx.actor.user_id,
-        f"postmortem:{signal.id}:cause",
-        ctx.now,
-        lambda: (cards.postmortem_question("cause", signal), None),
-    )
-    return True
+    return await ask_postmortem(ctx.conn, ctx.routing, signal, ctx.actor.user_id, ctx.now)

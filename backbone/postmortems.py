@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import aiosqlite
 
 from backbone.decisions import actor_of, record_decision
-from backbone.signals import Routing, resolve_signal
+from backbone.signals import Routing, put_rendered, resolve_signal
 from bot.logs import log_event
 from bot.services import Services
-from domain.signals import Signal
+from domain.signals import POSTMORTEM_DUE_HOURS, Signal
+from keyboards import outcomes
+from keyboards import signals as cards
 from keyboards.signals import MAX_POSTMORTEM_ANSWER
 from storage import signals as store
 
@@ -96,3 +98,43 @@ async def list_page(services: Services, *, page: int, per_page: int) -> tuple[li
 
 async def author_names(services: Services, items: list[store.Postmortem]) -> dict[int, str]:
     return await store.person_names(services.db, (p.author for p in items))
+
+
+async def ask_postmortem(
+    conn: aiosqlite.Connection, routing: Routing, signal: Signal, author: int, now: datetime
+) -> bool:
+    """Ask `author` privately for the postmortem of `signal` (one question at a time) and, for a critical
+    signal, tell the crisis chat who owes it and by when. False if one was already asked for."""
+    if not await store.create_postmortem(conn, signal_id=signal.id, author=author, now=now):
+        return False
+    await put_rendered(
+        conn,
+        routing,
+        author,
+        f"postmortem:{signal.id}:cause",
+        now,
+        lambda: (cards.postmortem_question("cause", signal), None),
+    )
+    crisis = routing.contacts.crisis_chat_id
+    if signal.severity == "critical" and crisis is not None and crisis != author:
+        names = await store.person_names(conn, [author])
+        due = signal.raised_at + timedelta(hours=POSTMORTEM_DUE_HOURS)
+        await put_rendered(
+            conn,
+            routing,
+            crisis,
+            f"postmortem:{signal.id}:crisis",
+            now,
+            lambda: (
+                outcomes.postmortem_requested(
+                    signal,
+                    author=names.get(author, str(author)),
+                    due=due,
+                    tz=routing.tz,
+                    title=cards.type_title(signal.type),
+                ),
+                None,
+            ),
+        )
+    log_event(log, "postmortem.asked", signal=signal.id, author=author)
+    return True

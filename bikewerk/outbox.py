@@ -30,12 +30,14 @@ from typing import Any, Literal
 import aiosqlite
 from pydantic import ValidationError
 
+from backbone.clearing import clear_by_dedup
 from backbone.signals import raise_signal
 from bikewerk.client import BikeWerkClient, BikeWerkError, BikeWerkHTTPError, BikeWerkUnavailable
 from bikewerk.contract import AssignWrite, StatusWrite, describe
 from bot.clock import Clock
 from bot.config import Settings
 from bot.logs import log_event
+from domain.signals import ClearWhen
 from domain.statuses import Status
 from storage import crm
 from storage.db import Database
@@ -184,6 +186,14 @@ class CrmOutboxWorker:
         now = self.clock.now()
         async with self.db.transaction() as conn:
             await crm.mark_write_acked(conn, row.id, now)
+            # A write the CRM refused before went through: its signal's problem is gone.
+            await clear_by_dedup(
+                conn,
+                f"sync.contract_violation:crm_write:{row.idempotency_key}",
+                ClearWhen.NEXT_RUN_OK,
+                now,
+                self.settings,
+            )
         log_event(
             log, "crm_outbox.acked", id=row.id, kind=row.kind, order=row.order_id, attempts=row.attempts + 1
         )

@@ -26,7 +26,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +38,7 @@ from backbone.signals import raise_signal
 from bikewerk import contract
 from bikewerk.client import BikeWerkClient, BikeWerkContractError, BikeWerkError
 from bikewerk.contract import Page, Rejected
+from bikewerk.sync_health import SOURCES, record_sync_run
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.logs import log_event
@@ -143,6 +144,7 @@ class Syncer:
         self._status_map = StatusMap(policy.crm_status_aliases)
         self._known_statuses: dict[str, Status] = {}
         self._lock = asyncio.Lock()
+        self._dirty: set[str] = set()  # sources that kept records aside in the current run
 
     async def sync_once(self) -> SyncReport:
         async with self._lock:
@@ -153,6 +155,8 @@ class Syncer:
                 ("orders", self._sync_orders),
                 ("workspace", self._snapshot_workspace),
             )
+            self._dirty = set()
+            reached = True
             for source, stage in stages:
                 try:
                     await stage(report)
@@ -163,7 +167,9 @@ class Syncer:
                     break
                 except BikeWerkError as exc:
                     report.error = str(exc)
+                    reached = False
                     break
+            await self._record_run(reached, () if report.error else set(SOURCES) - self._dirty)
             report.finished_at = self.clock.now()
             log_event(
                 log,
@@ -407,6 +413,7 @@ class Syncer:
         """Store rejected records with their reasons and raise (or repeat) the source's signal."""
         if not rejected:
             return False
+        self._dirty.add(source)
         await crm.add_violations(
             conn, source, [crm.Violation(r.record_id, r.reason, r.raw) for r in rejected], now
         )
@@ -444,6 +451,20 @@ class Syncer:
         async with self.db.transaction() as conn:
             raised = await self._keep_aside(conn, source, [Rejected(None, str(exc), "")], now, report)
         self._after_commit(raised)
+
+    async def _record_run(self, reached: bool, clean: Collection[str]) -> None:
+        """Clear what this run proved fixed, or track the CRM outage (bikewerk/sync_health.py)."""
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            await record_sync_run(
+                conn,
+                reached_crm=reached,
+                clean_sources=clean,
+                now=now,
+                settings=self.settings,
+                crisis=self.policy.crisis,
+            )
+        self._wake()
 
     def _after_commit(self, raised: bool) -> None:
         if raised:

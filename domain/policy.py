@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from domain.calendar import WorkingCalendar
+from domain.crisis import CrisisPolicy
 from domain.statuses import OPEN_STATUSES, STATUS_ORDER, Status
 
 Clock = Literal["working", "calendar"]
@@ -120,6 +121,7 @@ class Policy(_Model):
     still_on_it_minutes: int = Field(default=240, gt=0)
     crm_status_aliases: dict[str, Status] = Field(default_factory=dict)
     load_weights: dict[Status, float] = Field(default_factory=lambda: dict(DEFAULT_LOAD_WEIGHTS))
+    crisis: CrisisPolicy = Field(default_factory=CrisisPolicy)  # domain/crisis.py
 
     @field_validator("budgets")
     @classmethod

@@ -52,6 +52,16 @@ class Level(IntEnum):
     OWNER = 2
 
 
+class ClearWhen(StrEnum):
+    """What tells the backbone that a signal's condition has cleared (stored as the resolution's code)."""
+
+    ORDER_LEFT_STATUS = "order_left_status"  # sla.breach: the order left the breached status
+    ORDER_OFFERED = "order_offered"  # order.unassigned: a manager was offered (or took) the order
+    ORDER_MOVED = "order_moved"  # stuck / no progress: the order entered another status since
+    NEXT_RUN_OK = "next_run_ok"  # sync or CRM write problems: the next run of the same source succeeded
+    CHAT_UNBLOCKED = "chat_unblocked"  # telegram.chat_blocked: the person unblocked the bot
+
+
 @dataclass(frozen=True)
 class SignalType:
     code: str
@@ -63,6 +73,9 @@ class SignalType:
     needs_decision: bool  # a human must approve or reject (Approve / Reject buttons)
     asks_for: str  # the action the signal asks for; arbitration compares these
     postmortem: bool = True  # critical/high ones ask their resolver for a postmortem (see needs_postmortem)
+    # When the condition behind the signal has cleared: the backbone then resolves it by itself
+    # (backbone/clearing.py). None: only a person resolves it.
+    clears_when: ClearWhen | None = None
 
 
 # The one dictionary of signal types. Reminders at 80 % of a budget are not signals: they are notifications
@@ -71,23 +84,80 @@ class SignalType:
 SIGNAL_TYPES: dict[str, SignalType] = {
     t.code: t
     for t in (
-        SignalType("sla.breach", Circle.SALES_OPS, "high", Priority.SLA_SPEED, False, "expedite"),
-        SignalType("order.stuck_72h", Circle.SALES_OPS, "high", Priority.SLA_SPEED, False, "unstick"),
-        SignalType("order.unassigned", Circle.SALES_OPS, "high", Priority.SLA_SPEED, False, "assign"),
+        SignalType(
+            "sla.breach",
+            Circle.SALES_OPS,
+            "high",
+            Priority.SLA_SPEED,
+            False,
+            "expedite",
+            clears_when=ClearWhen.ORDER_LEFT_STATUS,
+        ),
+        SignalType(
+            "order.stuck_72h",
+            Circle.SALES_OPS,
+            "high",
+            Priority.SLA_SPEED,
+            False,
+            "unstick",
+            clears_when=ClearWhen.ORDER_MOVED,
+        ),
+        SignalType(
+            "order.unassigned",
+            Circle.SALES_OPS,
+            "high",
+            Priority.SLA_SPEED,
+            False,
+            "assign",
+            clears_when=ClearWhen.ORDER_OFFERED,
+        ),
         SignalType("order.accept_timeout", Circle.SALES_OPS, "medium", Priority.SLA_SPEED, False, "reassign"),
-        SignalType("order.no_progress", Circle.SALES_OPS, "medium", Priority.SLA_SPEED, False, "expedite"),
+        SignalType(
+            "order.no_progress",
+            Circle.SALES_OPS,
+            "medium",
+            Priority.SLA_SPEED,
+            False,
+            "expedite",
+            clears_when=ClearWhen.ORDER_MOVED,
+        ),
         SignalType(
             "quality.severe_defect", Circle.QUALITY, "high", Priority.CLIENT_MONEY, False, "renegotiate"
         ),
         SignalType(
-            "sync.contract_violation", Circle.PLATFORM, "medium", Priority.SLA_SPEED, False, "fix_data"
+            "sync.contract_violation",
+            Circle.PLATFORM,
+            "medium",
+            Priority.SLA_SPEED,
+            False,
+            "fix_data",
+            clears_when=ClearWhen.NEXT_RUN_OK,
         ),
         SignalType(
-            "telegram.chat_blocked", Circle.PLATFORM, "low", Priority.SLA_SPEED, False, "restore_contact"
+            "telegram.chat_blocked",
+            Circle.PLATFORM,
+            "low",
+            Priority.SLA_SPEED,
+            False,
+            "restore_contact",
+            clears_when=ClearWhen.CHAT_UNBLOCKED,
         ),
         SignalType(
             "postmortem.missing", Circle.COMPLIANCE, "medium", Priority.COMPLIANCE, False, "postmortem"
         ),
+        # The crisis protocol (domain/crisis.py): raised by hand (/crisis) or by agents on policy conditions.
+        SignalType("crisis.manual", Circle.SALES_OPS, "critical", Priority.CLIENT_MONEY, False, "respond"),
+        SignalType("crisis.breach_storm", Circle.SALES_OPS, "critical", Priority.SLA_SPEED, False, "respond"),
+        SignalType(
+            "crisis.crm_unreachable",
+            Circle.PLATFORM,
+            "critical",
+            Priority.SLA_SPEED,
+            False,
+            "respond",
+            clears_when=ClearWhen.NEXT_RUN_OK,
+        ),
+        SignalType("crisis.paid_defect", Circle.QUALITY, "critical", Priority.CLIENT_MONEY, False, "respond"),
         # details["action"] names what waits for approval: cancel | compensation | bulk_reassign.
         SignalType(
             "decision.approval_needed",
@@ -235,9 +305,8 @@ class Contacts:
 
 def initial_level(severity: str, owner_person: int | None) -> Level:
     """low/medium go to the owner person when there is one, else to the leads; high to the leads; critical to
-    the crisis chat and the owner (the top of the ladder)."""
-    if severity == "critical":
-        return Level.OWNER
+    the crisis chat and the owner (see chats_for) with a lead owning it, so that 15 minutes without an
+    acknowledgement still climb: to the owner, and the admins are called in."""
     if severity in ("low", "medium") and owner_person is not None:
         return Level.MANAGER
     return Level.LEAD
@@ -246,6 +315,11 @@ def initial_level(severity: str, owner_person: int | None) -> Level:
 def chats_for(severity: str, level: Level, owner_person: int | None, contacts: Contacts) -> list[int]:
     """The chats a signal at `level` is pinged in, without duplicates, in a stable order."""
     chats: list[int] = []
+    if severity == "critical":  # the crisis protocol: the crisis chat and the owner at every rung
+        chats += contacts.crisis() + contacts.owner()
+        if level is Level.OWNER:
+            chats += contacts.admins()
+        return list(dict.fromkeys(chats))
     if level is Level.MANAGER and owner_person is not None:
         chats.append(owner_person)
     if level is Level.LEAD:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, checklist, common, digest, manager, signals
+from handlers import admin, checklist, common, crisis, digest, manager, signals
 
 
 def routers() -> list[Router]:
     return [
         common.router(),
         # Each audience's router goes here, one line each (`module.router(),`), above the fallback.
+        crisis.router(),
         manager.router(),
         checklist.router(),
         signals.router(),

@@ -32,6 +32,7 @@ from domain.signals import (
     SignalFilter,
 )
 from domain.statuses import Status
+from keyboards import outcomes
 from keyboards.orders import status_label
 from storage.assignments import DispatchManager
 from storage.signals import Decision, Postmortem
@@ -164,6 +165,8 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
         )
         if details.get("reason"):
             lines.append(_("Why: {reason}").format(reason=_value(details["reason"])))
+    elif signal.type.startswith("crisis."):
+        lines += outcomes.crisis_facts(signal, tz)
     else:
         shown = [(k, v) for k, v in details.items() if not isinstance(v, dict | list)][:_MAX_DETAIL_LINES]
         lines += [f"{escape(str(k))}: {_value(v)}" for k, v in shown]
@@ -171,11 +174,14 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
 
 
 def _state_line(signal: Signal, names: Mapping[int, str], tz: ZoneInfo) -> str:
+    cleared = outcomes.cleared_line(signal, tz)
+    if cleared is not None:
+        return cleared
     if signal.state == "resolved" and signal.resolved_at is not None:
         return _("✅ Resolved by {who} at {time}: {resolution}").format(
             who=_who(signal.resolved_by, names),
             time=local_time(signal.resolved_at, tz),
-            resolution=_value(signal.resolution or "—"),
+            resolution=outcomes.resolution_text(signal),
         )
     if signal.state == "acknowledged" and signal.acked_at is not None:
         line = _("👀 Acknowledged by {who} at {time}").format(
@@ -321,8 +327,8 @@ def resolved_notice(signal: Signal, *, names: Mapping[int, str]) -> str:
     ).format(
         id=signal.id,
         title=escape(type_title(signal.type)),
-        who=_who(signal.resolved_by, names),
-        resolution=_value(signal.resolution or "—"),
+        who=_who(signal.resolved_by, names) if signal.resolved_by is not None else _("the bot"),
+        resolution=outcomes.resolution_text(signal),
     )
 
 

@@ -101,7 +101,7 @@ async def test_a_worse_repeat_raises_the_severity_and_reaches_the_crisis_chat(wo
         ("medium", MANAGER_TG, (MANAGER_TG,), 0),
         ("medium", None, (LEADS_CHAT,), 1),
         ("high", MANAGER_TG, (LEADS_CHAT,), 1),
-        ("critical", None, (CRISIS_CHAT, OWNER), 2),
+        ("critical", None, (CRISIS_CHAT, OWNER), 1),  # a lead owns it at first, so it can climb
     ],
 )
 async def test_routing_per_severity(
@@ -208,8 +208,9 @@ async def test_acknowledge_and_resolve_are_logged_and_edit_every_ping(world: Wor
 
     outcome = await do(world, signal_id, DecideAction.RESOLVE, comment="driver found")
     assert outcome.ok and outcome.notes == ["postmortem"]
-    [ping] = await world.messages(CRISIS_CHAT)
+    [ping, request] = await world.messages(CRISIS_CHAT)
     assert "Resolved by" in ping["body"] and "driver found" in ping["body"]
+    assert "needs a postmortem" in request["body"]  # the crisis chat is asked too
     assert json.loads(ping["markup"]) == {"inline_keyboard": []}
     assert [(d["action"], d["kind"], d["actor"]) for d in await world.decisions()] == [
         ("ack", "human", str(LEAD)),
@@ -231,6 +232,8 @@ async def test_refusals_change_nothing(world: World) -> None:
     assert (await do(world, signal_id, DecideAction.STILL_ON_IT)).refusal == "not_asked"
     assert await world.snapshot() == before
     critical = await raise_(world, key="c", severity="critical")
+    before = await world.snapshot()
+    assert (await do(world, critical, DecideAction.ESCALATE)).ok  # the lead's rung to the owner's
     before = await world.snapshot()
     assert (await do(world, critical, DecideAction.ESCALATE)).refusal == "top_of_ladder"
     assert await world.snapshot() == before
@@ -430,7 +433,8 @@ async def test_the_effect_of_a_reminder_is_filled_in_later(world: World) -> None
 def test_routing_falls_back_when_a_chat_is_not_configured() -> None:
     bare = Contacts(owner_id=OWNER, lead_ids=(LEAD, 801), admin_ids=(ADMIN,))
     assert chats_for("high", Level.LEAD, None, bare) == [LEAD, 801]  # no leads chat: the leads privately
-    assert chats_for("critical", Level.OWNER, None, bare) == [LEAD, 801, OWNER]  # no crisis chat: the leads
+    # No crisis chat: the leads; at the owner's rung the admins are called in.
+    assert chats_for("critical", Level.OWNER, None, bare) == [LEAD, 801, OWNER, ADMIN]
     nobody = Contacts(admin_ids=(ADMIN,))
     assert chats_for("high", Level.LEAD, None, nobody) == [ADMIN]  # no leads at all: the admins
     assert chats_for("critical", Level.OWNER, None, nobody) == [ADMIN]  # no owner either

@@ -1,0 +1,62 @@
+"""What a finished sync run tells the signals (issue 12): a source that went through without rejected records
+clears its `sync.contract_violation`; a run that could not reach the CRM starts (or continues) an outage, and
+an outage longer than the policy's `[crisis] crm_unreachable_minutes` raises the critical
+`crisis.crm_unreachable`, which the next successful run clears."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+import aiosqlite
+
+from backbone.clearing import clear_by_dedup
+from backbone.crisis import raise_crisis
+from bot.config import Settings
+from domain.crisis import CrisisPolicy, crm_unreachable
+from domain.signals import ClearWhen
+from storage import crm
+
+FAILING_SINCE = "health.sync_failing_since"  # a sync_cursors row: when the current outage began ("" none)
+SOURCES = ("managers", "order_status_events", "orders", "workspace")
+
+
+async def record_sync_run(
+    conn: aiosqlite.Connection,
+    *,
+    reached_crm: bool,
+    clean_sources: Collection[str],
+    now: datetime,
+    settings: Settings | None,
+    crisis: CrisisPolicy,
+) -> None:
+    """Inside one transaction after a run: clear what the run proved fixed, or track the outage."""
+    since_text = await crm.get_cursor(conn, FAILING_SINCE)
+    if not reached_crm:
+        since = datetime.fromisoformat(since_text) if since_text else now
+        if not since_text:
+            await crm.set_cursor(conn, FAILING_SINCE, now.isoformat(), now)
+        if crm_unreachable(crisis, since, now):
+            await raise_crisis(
+                conn,
+                kind="crisis.crm_unreachable",
+                dedup_key="crisis.crm_unreachable",
+                now=now,
+                settings=settings,
+                crisis=crisis,
+                facts={"failing_since": since.isoformat()},
+            )
+        return
+    if since_text:
+        await crm.set_cursor(conn, FAILING_SINCE, "", now)
+    await clear_by_dedup(conn, "crisis.crm_unreachable", ClearWhen.NEXT_RUN_OK, now, settings, crisis)
+    for source in clean_sources:
+        await clear_by_dedup(
+            conn,
+            f"sync.contract_violation:{source}",
+            ClearWhen.NEXT_RUN_OK,
+            now,
+            settings,
+            crisis,
+            source=source,
+        )

@@ -1,0 +1,152 @@
+"""How signals end and what a crisis looks like (issue 12): the resolution of a signal rendered from its
+stored code and facts (a condition that cleared, a person's comment), the crisis facts and playbook on a ping,
+the postmortem request in the crisis chat, and the texts of /crisis.
+
+The store keeps codes and facts; these functions render them in the reader's language at display time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from html import escape
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiogram.utils.i18n import I18n
+
+from bot.i18n import _, i18n
+from domain.signals import ClearWhen, Signal
+from domain.statuses import Status
+from keyboards.orders import status_label
+
+CLEARED_PREFIX = "cleared:"
+_MAX_CHARS = 300
+
+
+def _short(text: str, limit: int = _MAX_CHARS) -> str:
+    return escape(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _status(value: object) -> str:
+    try:
+        return status_label(Status(str(value)))
+    except ValueError:
+        return _short(str(value))
+
+
+def cleared_resolution(code: ClearWhen) -> str:
+    """The code a signal resolved by the system stores as its resolution."""
+    return f"{CLEARED_PREFIX}{code}"
+
+
+def cleared_what(code: str, facts: Mapping[str, Any]) -> str:
+    """What cleared a signal's condition, as a clause."""
+    status = _status(facts.get("status", ""))
+    texts = {
+        ClearWhen.ORDER_LEFT_STATUS: _("the order moved on to “{status}”"),
+        ClearWhen.ORDER_OFFERED: _("a manager was offered the order"),
+        ClearWhen.ORDER_MOVED: _("the order moved on to “{status}”"),
+        ClearWhen.NEXT_RUN_OK: _("the next run went through"),
+        ClearWhen.CHAT_UNBLOCKED: _("the chat unblocked the bot"),
+    }
+    try:
+        text = texts[ClearWhen(code)]
+    except ValueError:
+        return _short(code)
+    return text.format(status=status)
+
+
+def resolution_text(signal: Signal) -> str:
+    """A signal's resolution in the reader's language: what cleared it, or the resolver's own words."""
+    resolution = signal.resolution or ""
+    if resolution.startswith(CLEARED_PREFIX):
+        facts = signal.details.get("cleared") or {}
+        return cleared_what(resolution.removeprefix(CLEARED_PREFIX), facts)
+    words = {"resolved": _("resolved"), "approved": _("approved"), "rejected": _("rejected")}
+    return words.get(resolution) or _short(resolution or "—")
+
+
+def cleared_line(signal: Signal, tz: ZoneInfo) -> str | None:
+    """The ping's last line for a signal the system resolved because its condition cleared."""
+    if signal.state != "resolved" or not (signal.resolution or "").startswith(CLEARED_PREFIX):
+        return None
+    facts = signal.details.get("cleared") or {}
+    at = signal.resolved_at
+    if isinstance(facts.get("at"), str):
+        at = datetime.fromisoformat(facts["at"])
+    assert at is not None
+    return _("✅ Cleared by itself at {time}: {what}. The bot closed the signal.").format(
+        time=at.astimezone(tz).strftime("%d.%m %H:%M"), what=resolution_text(signal)
+    )
+
+
+# --- the crisis protocol ----------------------------------------------------------------------------------
+
+
+def _locale(source: I18n = i18n) -> str:
+    return source.current_locale
+
+
+def crisis_facts(signal: Signal, tz: ZoneInfo) -> list[str]:
+    """The crisis's own words (who raised it, when, what they wrote) and its playbook, in the reader's
+    language."""
+    details = signal.details
+    lines: list[str] = []
+    if details.get("text"):
+        lines.append(_("What happened: {text}").format(text=_short(str(details["text"]))))
+    if details.get("by_name"):
+        lines.append(
+            _("Raised by {who} at {time}").format(
+                who=_short(str(details["by_name"]), 80),
+                time=signal.raised_at.astimezone(tz).strftime("%d.%m %H:%M"),
+            )
+        )
+    if details.get("breaches"):
+        lines.append(
+            _("SLA breaches in the last {minutes} min: {count}").format(
+                minutes=details.get("window_minutes", "?"), count=details["breaches"]
+            )
+        )
+    if details.get("failing_since"):
+        since = datetime.fromisoformat(str(details["failing_since"]))
+        lines.append(
+            _("The CRM has not answered since {time}").format(
+                time=since.astimezone(tz).strftime("%d.%m %H:%M")
+            )
+        )
+    playbook = details.get("playbook") or {}
+    steps = playbook.get(_locale()) or playbook.get("en") or []
+    if steps:
+        lines.append(_("<b>First steps:</b>"))
+        lines += [f"{number}. {_short(str(step))}" for number, step in enumerate(steps, 1)]
+    return lines
+
+
+def crisis_usage() -> str:
+    return _(
+        "Write what happened after the command, e.g. "
+        "<code>/crisis the CRM shows no orders since 10:00</code>. "
+        "The crisis chat and the owner are told at once."
+    )
+
+
+def crisis_raised(signal_id: int) -> str:
+    return _(
+        "Crisis #{id} raised: the crisis chat and the owner have it with a playbook. "
+        "It climbs if nobody acknowledges it within 15 minutes."
+    ).format(id=signal_id)
+
+
+def crisis_no_role() -> str:
+    return _("Only people with a role in the bot (managers, leads, the owner, admins) can raise a crisis.")
+
+
+def postmortem_requested(signal: Signal, *, author: str, due: datetime, tz: ZoneInfo, title: str) -> str:
+    """The crisis chat's copy of a postmortem request."""
+    return _(
+        "📝 Signal #{id} ({title}) is resolved and needs a postmortem: cause, action, effect, prevention. "
+        "{who} is asked privately, one question at a time; due by {time}. Without it the bot raises "
+        "“Postmortem missing”."
+    ).format(
+        id=signal.id, title=escape(title), who=escape(author), time=due.astimezone(tz).strftime("%d.%m %H:%M")
+    )
