@@ -1,5 +1,5 @@
-"""`/crisis TEXT`: anyone with a role (manager, lead, owner, admin) raises a critical signal by hand; it goes to
-the crisis chat and the owner with a playbook (backbone/crisis.py)."""
+"""`/crisis TEXT`: anyone with a role (manager, lead, owner, admin) raises a critical signal by hand; it
+goes to the crisis chat and the owner with a playbook (backbone/crisis.py)."""
 
 from __future__ import annotations
 

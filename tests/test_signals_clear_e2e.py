@@ -1,8 +1,7 @@
-"""Signals that tell the truth, end to end (issue 12): the real bot against the Bot API emulator and the BikeWerk
-simulator on a ManualClock. A breach pings the leads; once the manager accepts, one escalation sweep resolves the
-signal as the system, edits the ping to say what cleared it and when, and nothing climbs afterwards. The same
-for an order nobody could take once a manager comes on shift.
-"""
+"""Signals that tell the truth, end to end (issue 12): the real bot against the Bot API emulator and the
+BikeWerk simulator on a ManualClock. A breach pings the leads; once the manager accepts, one escalation
+sweep resolves the signal as the system, edits the ping to say what cleared it and when, and nothing climbs
+afterwards. The same for an order nobody could take once a manager comes on shift."""
 
 from __future__ import annotations
 
@@ -44,7 +43,7 @@ async def _quiet_after(world: World, hours: int) -> None:
 
 async def test_a_breach_clears_itself_when_the_manager_accepts(world: World) -> None:
     services = world.h.services
-    order_id = await offered_order(world)  # 09:00, offered to Anna until 09:10
+    await offered_order(world)  # 09:00, offered to Anna until 09:10
     world.h.clock.advance(timedelta(minutes=11))
     await dispatch_tick(services)  # Anna did not answer: Boris gets it until 09:21
     await world.h.settle()
