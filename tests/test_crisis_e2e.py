@@ -1,5 +1,5 @@
-"""The crisis protocol end to end (issue 12): `/crisis` from a manager reaches the crisis chat and the owner with
-a playbook; without an acknowledgement in 15 minutes it climbs; resolving it asks the crisis chat for the
+"""The crisis protocol end to end (issue 12): `/crisis` from a manager reaches the crisis chat and the owner
+with a playbook; without an acknowledgement in 15 minutes it climbs; resolving it asks the crisis chat for the
 postmortem; without one by the due time the bot raises postmortem.missing."""
 
 from __future__ import annotations
