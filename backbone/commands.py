@@ -14,6 +14,7 @@ import aiosqlite
 
 from backbone.approvals import Verdict, settle
 from backbone.decisions import actor_of, record_decision, settle_approval
+from backbone.handover import move_order
 from backbone.postmortems import ask_postmortem
 from backbone.signals import (
     Routing,
@@ -202,6 +203,10 @@ async def _reassign(ctx: _Context, signal: Signal, command: SignalCommand) -> Ou
     if not manager["active"] or manager["telegram_id"] is None:
         return Outcome(signal, "manager_unreachable")
     person = int(manager["telegram_id"])
+    reason = command.comment or f"reassigned to {manager['id']}"
+    moved = signal.order_id is not None and await move_order(
+        ctx.conn, ctx.services, signal.order_id, manager["id"], actor=ctx.who, reason=reason, now=ctx.now
+    )
     updated = await change_signal(
         ctx.conn,
         signal,
@@ -221,10 +226,10 @@ async def _reassign(ctx: _Context, signal: Signal, command: SignalCommand) -> Ou
         ctx,
         signal,
         "reassign",
-        command.comment or f"reassigned to {manager['id']}",
-        {"manager_id": manager["id"], "telegram_id": person},
+        reason,
+        {"manager_id": manager["id"], "telegram_id": person, "order_moved": moved},
     )
-    return Outcome(updated)
+    return Outcome(updated, notes=["order_moved"] if moved else [])
 
 
 async def _escalate_cmd(ctx: _Context, signal: Signal, command: SignalCommand) -> Outcome:

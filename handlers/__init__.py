@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, checklist, common, crisis, digest, manager, signals
+from handlers import admin, checklist, common, crisis, digest, manager, reassign, signals
 
 
 def routers() -> list[Router]:
@@ -12,6 +12,7 @@ def routers() -> list[Router]:
         common.router(),
         # Each audience's router goes here, one line each (`module.router(),`), above the fallback.
         crisis.router(),
+        reassign.router(),
         manager.router(),
         checklist.router(),
         signals.router(),

@@ -150,3 +150,43 @@ def postmortem_requested(signal: Signal, *, author: str, due: datetime, tz: Zone
     ).format(
         id=signal.id, title=escape(title), who=escape(author), time=due.astimezone(tz).strftime("%d.%m %H:%M")
     )
+
+
+# --- handing an order over (/reassign) --------------------------------------------------------------------
+
+
+def reassign_usage() -> str:
+    return _(
+        "Usage: <code>/reassign ORDER MANAGER [reason]</code>, e.g. <code>/reassign 1042 boris "
+        "Anna is ill</code>. /managers lists the managers with their load."
+    )
+
+
+def reassign_forbidden() -> str:
+    return _("Only leads, admins and the owner can hand an order over.")
+
+
+def reassign_refused(code: str, facts: Mapping[str, Any]) -> str:
+    texts = {
+        "not_found": _("There is no order {order}."),
+        "order_closed": _("Order {order} is closed already: there is nothing to hand over."),
+        "unknown_manager": _("There is no manager {manager}; /managers lists them."),
+        "manager_unreachable": _(
+            "Manager {manager} cannot take orders now (inactive, on leave or without Telegram)."
+        ),
+        "same_manager": _("Order {order} is already with {manager}."),
+    }
+    text = texts.get(code, _("That did not work; nothing was changed."))
+    return text.format(
+        order=escape(str(facts.get("order", ""))), manager=escape(str(facts.get("manager", "")))
+    )
+
+
+def reassign_done(order_id: str, old: str | None, new: str) -> str:
+    if old is None:
+        return _("Order {order} is now with {new}; the CRM gets the assignment.").format(
+            order=escape(order_id), new=escape(new)
+        )
+    return _(
+        "Order {order} handed over from {old} to {new}; both were told, the CRM gets the assignment."
+    ).format(order=escape(order_id), old=escape(old), new=escape(new))

@@ -515,6 +515,7 @@ def notes_text(notes: Sequence[str]) -> str:
         "carried_out": _("Done: the approved action was carried out."),
         "rejected": _("The requester was told; nothing changed."),
         "moved_on": _("The order had moved on meanwhile: nothing was changed."),
+        "order_moved": _("The order went with it: the new manager has its card and the CRM the assignment."),
     }
     return "".join(" " + texts[n] for n in notes if n in texts)
 

@@ -185,8 +185,9 @@ async def test_signals_are_paged_and_reassign_hands_one_to_a_picked_manager(h: H
     ping = await h.shown(LEADS_CHAT, "Order U0")
     assert (await h.press_data(LEAD, LEADS_CHAT, ping.message_id, "sg:1:ra:"))["text"] is None
     picker = await h.shown(LEADS_CHAT, "Reassign signal #1 to:")
-    assert [text for text, _ in picker.buttons] == ["Manager M1", "Manager M2"]
-    answer = await h.press(LEAD, LEADS_CHAT, "Manager M2")
+    # Each candidate with their load and open orders, as the dispatcher scores them.
+    assert [text for text, _ in picker.buttons] == ["Manager M1 · 0% · 0", "Manager M2 · 0% · 0"]
+    answer = await h.press(LEAD, LEADS_CHAT, "Manager M2 · 0% · 0")
     assert answer["text"] == "Signal #1 reassigned to manager M2."
     await h.shown(502, "Order U0")  # the manager now owns it and has the ping
     await h.until(lambda: "Owner: Manager M2" in (h.latest(LEADS_CHAT, "Order U0").text or ""))  # type: ignore[union-attr]
