@@ -289,7 +289,8 @@ async def request_approval(
     signal_id = await raise_signal(
         conn,
         type="decision.approval_needed",
-        dedup_key=f"approval:{action}:{order_id or reason}",
+        # One live request per action and subject: the order, else what details["subject"] names (a manager).
+        dedup_key=f"approval:{action}:{order_id or (details or {}).get('subject') or reason}",
         now=now,
         order_id=order_id,
         details=facts,

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from backbone.clearing import clear_by_dedup
 from backbone.signals import raise_signal
 from bikewerk.client import BikeWerkClient, BikeWerkError, BikeWerkHTTPError, BikeWerkUnavailable
-from bikewerk.contract import AssignWrite, StatusWrite, describe
+from bikewerk.contract import AssignWrite, CompensationWrite, StatusWrite, describe
 from bot.clock import Clock
 from bot.config import Settings
 from bot.logs import log_event
@@ -44,7 +44,7 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 
-WriteKind = Literal["assign", "status"]
+WriteKind = Literal["assign", "status", "compensation"]
 
 BACKOFF_START = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=15)
@@ -107,8 +107,10 @@ def _body(kind: WriteKind, order_id: str, payload: dict[str, Any], idempotency_k
             write = StatusWrite.model_validate(payload)
             Status(write.status)  # the CRM takes canonical names
             body = write.model_dump(mode="json", exclude_none=True)
+        elif kind == "compensation":
+            body = CompensationWrite.model_validate(payload).model_dump(mode="json")
         else:
-            raise ValueError(f"unknown CRM write {kind!r}; expected assign or status")
+            raise ValueError(f"unknown CRM write {kind!r}; expected assign, status or compensation")
     except ValidationError as exc:
         raise ValueError(f"CRM {kind} write for order {order_id}: {describe(exc)}") from None
     if not idempotency_key.strip():

@@ -25,6 +25,7 @@ COMMON_COMMANDS: list[Command] = [
     ("help", __("the commands you can use")),
     ("lang", __("language: Russian or English")),
     ("cancel", __("stop what you are entering")),
+    ("crisis", __("TEXT: raise a crisis; the crisis chat and the owner hear at once")),
 ]
 # Commands for someone the bot does not know yet: a manager links their account with a code from an admin.
 STRANGER_COMMANDS: list[Command] = [
@@ -39,6 +40,9 @@ ROLE_COMMANDS: dict[Role, list[Command]] = {
     Role.LEAD: [
         ("signals", __("open signals")),
         ("order", __("ID: an order, its history and why it went to its manager")),
+        ("reassign", __("ORDER MANAGER [reason]: hand an order over")),
+        ("reassign_all", __("MANAGER [reason]: hand all open orders over (an admin approves)")),
+        ("compensate", __("ORDER AMOUNT REASON: a compensation (an admin approves)")),
     ],
     Role.OWNER: [
         ("kpi", __("the KPIs now")),
@@ -57,6 +61,9 @@ ROLE_COMMANDS: dict[Role, list[Command]] = {
         ("kpi", __("the KPIs now")),
         ("digest", __("the morning digest now")),
         ("link", __("MANAGER_ID: a one-time code to link a manager's Telegram")),
+        ("reassign", __("ORDER MANAGER [reason]: hand an order over")),
+        ("reassign_all", __("MANAGER [reason]: hand all open orders over (an admin approves)")),
+        ("compensate", __("ORDER AMOUNT REASON: a compensation (an admin approves)")),
     ],
 }
 ROLE_ORDER = (Role.ADMIN, Role.OWNER, Role.LEAD, Role.MANAGER)

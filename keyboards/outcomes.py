@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import I18n
 
-from bot.i18n import _, i18n
+from bot.i18n import _, i18n, ngettext
 from domain.signals import ClearWhen, Signal
 from domain.statuses import Status
 from keyboards.orders import status_label
@@ -62,7 +62,12 @@ def resolution_text(signal: Signal) -> str:
     if resolution.startswith(CLEARED_PREFIX):
         facts = signal.details.get("cleared") or {}
         return cleared_what(resolution.removeprefix(CLEARED_PREFIX), facts)
-    words = {"resolved": _("resolved"), "approved": _("approved"), "rejected": _("rejected")}
+    words = {
+        "resolved": _("resolved"),
+        "approved": _("approved and carried out"),
+        "rejected": _("rejected"),
+        "moot": _("out of date by then: nothing was changed"),
+    }
     return words.get(resolution) or _short(resolution or "—")
 
 
@@ -102,10 +107,13 @@ def crisis_facts(signal: Signal, tz: ZoneInfo) -> list[str]:
             )
         )
     if details.get("breaches"):
+        count = int(details["breaches"])
         lines.append(
-            _("SLA breaches in the last {minutes} min: {count}").format(
-                minutes=details.get("window_minutes", "?"), count=details["breaches"]
-            )
+            ngettext(
+                "{count} SLA breach within {minutes} min",
+                "{count} SLA breaches within {minutes} min",
+                count,
+            ).format(count=count, minutes=details.get("window_minutes", "?"))
         )
     if details.get("failing_since"):
         since = datetime.fromisoformat(str(details["failing_since"]))
@@ -190,3 +198,100 @@ def reassign_done(order_id: str, old: str | None, new: str) -> str:
     return _(
         "Order {order} handed over from {old} to {new}; both were told, the CRM gets the assignment."
     ).format(order=escape(order_id), old=escape(old), new=escape(new))
+
+
+# --- compensations and bulk reassignments ----------------------------------------------------------------
+
+
+def compensation_told(outcome: str, *, order: str, amount: str, comment: str) -> str:
+    """What the requester of a compensation hears once an admin decided."""
+    texts = {
+        "approved": _("The compensation of €{amount} on order {order} was approved and goes to the CRM."),
+        "rejected": _("The compensation of €{amount} on order {order} was rejected: {comment}"),
+        "moot": _("The compensation of €{amount} on order {order} was not paid: the order is gone."),
+    }
+    return texts[outcome].format(amount=escape(amount), order=escape(order), comment=_short(comment or "—"))
+
+
+def compensation_usage() -> str:
+    return _(
+        "Usage: <code>/compensate ORDER AMOUNT REASON</code>, e.g. <code>/compensate 1042 50 scratched "
+        "frame</code>. An admin approves it before anything is paid."
+    )
+
+
+def compensation_requested(signal_id: int, amount: str, order: str) -> str:
+    return _(
+        "Compensation of €{amount} on order {order} requested (#{id}); "
+        "nothing is paid until an admin approves."
+    ).format(amount=escape(amount), order=escape(order), id=signal_id)
+
+
+def request_refused(code: str, facts: Mapping[str, Any]) -> str:
+    texts = {
+        "not_found": _("There is no order {order}."),
+        "bad_amount": _("“{amount}” is not an amount in euros between 0 and 10 000."),
+        "reason_required": _("Say why, after the amount."),
+        "unknown_manager": _("There is no manager {manager}; /managers lists them."),
+        "nothing_open": _("{manager} has no open orders to hand over."),
+    }
+    text = texts.get(code, _("That did not work; nothing was changed."))
+    return text.format(
+        order=escape(str(facts.get("order", ""))),
+        amount=escape(str(facts.get("amount", ""))),
+        manager=escape(str(facts.get("manager", ""))),
+    )
+
+
+def bulk_usage() -> str:
+    return _(
+        "Usage: <code>/reassign_all MANAGER [reason]</code>, e.g. <code>/reassign_all anna ill today</code>. "
+        "An admin approves it before any order moves."
+    )
+
+
+def bulk_requested(signal_id: int, manager: str, count: int) -> str:
+    return ngettext(
+        "Handing over {count} open order of {manager} requested (#{id}); "
+        "nothing moves until an admin approves.",
+        "Handing over {count} open orders of {manager} requested (#{id}); "
+        "nothing moves until an admin approves.",
+        count,
+    ).format(count=count, manager=escape(manager), id=signal_id)
+
+
+def bulk_told(outcome: str, *, manager: str, moved: int, left: int) -> str:
+    """What the requester of a bulk reassignment hears once an admin decided."""
+    if outcome == "rejected":
+        return _("Handing over the orders of {manager} was rejected; nothing moved.").format(
+            manager=escape(manager)
+        )
+    if outcome == "moot":
+        return _(
+            "Handing over the orders of {manager} changed nothing: none of them is with them any more."
+        ).format(manager=escape(manager))
+    text = ngettext(
+        "{count} order of {manager} was handed over.", "{count} orders of {manager} were handed over.", moved
+    ).format(count=moved, manager=escape(manager))
+    if left:
+        text += " " + ngettext(
+            "{count} found nobody free and stays.", "{count} found nobody free and stay.", left
+        ).format(count=left)
+    return text
+
+
+def approval_facts(details: Mapping[str, Any]) -> list[str]:
+    """What a compensation or a bulk reassignment request is about, on its ping."""
+    lines: list[str] = []
+    if details.get("amount_eur"):
+        lines.append(_("Amount: €{amount}").format(amount=escape(str(details["amount_eur"]))))
+    orders = details.get("orders")
+    if details.get("action") == "bulk_reassign" and isinstance(orders, list):
+        lines.append(
+            ngettext(
+                "{count} open order of {manager} to hand over",
+                "{count} open orders of {manager} to hand over",
+                len(orders),
+            ).format(count=len(orders), manager=escape(str(details.get("manager_id", ""))))
+        )
+    return lines

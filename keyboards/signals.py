@@ -163,6 +163,7 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
                 action=escape(approval_label(str(details.get("action"))))
             )
         )
+        lines += outcomes.approval_facts(details)
         if details.get("reason"):
             lines.append(_("Why: {reason}").format(reason=_value(details["reason"])))
     elif signal.type.startswith("crisis."):
@@ -322,9 +323,7 @@ def still_on_it_answered_text(signal_id: int) -> str:
 
 
 def resolved_notice(signal: Signal, *, names: Mapping[int, str]) -> str:
-    return _(
-        "Signal #{id} ({title}) that you raised or escalated was resolved by {who}: {resolution}"
-    ).format(
+    return _("Signal #{id} ({title}) you took part in was resolved by {who}: {resolution}").format(
         id=signal.id,
         title=escape(type_title(signal.type)),
         who=_who(signal.resolved_by, names) if signal.resolved_by is not None else _("the bot"),

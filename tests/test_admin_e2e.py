@@ -64,7 +64,10 @@ async def test_decide_approves_and_rejects_what_waits_for_an_admin(h: Harness) -
     await h.until(lambda: "Resolved by Adam" in (h.latest(LEADS_CHAT, "cancel the order").text or ""))  # type: ignore[union-attr]
     await h.shown(MANAGER_TG, "was resolved by Adam")  # the manager who asked hears the outcome
 
-    assert await h.say(ADMIN, f"/decide {refund} reject no evidence") == f"Signal #{refund}: rejected."
+    # Order O8 is not in the store either: the compensation settler finds nothing to pay.
+    assert await h.say(ADMIN, f"/decide {refund} reject no evidence") == (
+        f"Signal #{refund}: rejected. The order had moved on meanwhile: nothing was changed."
+    )
     decisions = {d["action"]: d for d in await world.decisions()}
     assert decisions["cancel"]["state"] == "approved" and decisions["compensation"]["state"] == "rejected"
     assert decisions["reject"]["reason"] == "no evidence"

@@ -42,8 +42,8 @@ async def test_a_crisis_raised_by_a_manager_climbs_and_wants_its_postmortem(worl
     assert len(_with(world, ADMIN_CHAT_ID, f"#{signal_id}")) == 1  # the admins are called in
 
     await world.say(LEAD, f"/decide {signal_id} resolve the CRM hosting restarted the database")
-    [request] = _with(world, CRISIS_CHAT_ID, "postmortem")
-    assert f"#{signal_id}" in request
+    [request] = _with(world, CRISIS_CHAT_ID, "📝")  # the crisis chat (Russian) is asked for the postmortem
+    assert f"#{signal_id}" in request and "Lena" in request
     assert _with(world, LEAD, "1/4")  # the resolver is asked privately, one question at a time
 
     world.h.clock.advance(timedelta(hours=24))

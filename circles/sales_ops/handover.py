@@ -17,19 +17,23 @@ from datetime import datetime
 
 import aiosqlite
 
+from backbone.approvals import Note, Settled, Verdict, register_settler
 from backbone.decisions import actor_of, record_decision
 from backbone.handover import register_order_mover
+from backbone.signals import Routing, put_rendered, request_approval
 from bikewerk.outbox import CrmWrite, enqueue_crm_writes
 from bot.logs import log_event
 from bot.services import Services
 from circles.sales_ops.dispatcher import manager_snapshots
 from circles.sales_ops.orders import ActionRefused, load_order, put_card
-from domain.dispatch import Candidate, on_shift, score
+from domain.dispatch import Candidate, DispatchBoard, on_shift, score
 from domain.models import Order
 from domain.sla import accept_deadline
 from domain.statuses import FINAL_STATUSES, Status
+from keyboards import outcomes
 from storage import assignments as store
 from storage import orders as order_store
+from storage import signals as signal_store
 from storage.assignments import DispatchManager, NewOffer
 from storage.handover import insert_accepted, release_for_handover
 
@@ -210,3 +214,101 @@ async def _move_for_signal(
 
 
 register_order_mover(_move_for_signal)
+
+
+# --- bulk reassignment: every open order of a manager, after an admin's approval ---------------------------
+
+
+async def request_bulk_reassign(
+    services: Services, *, manager_id: str, reason: str, requested_by: int, now: datetime
+) -> tuple[int, int]:
+    """Ask an admin to approve handing every open order of `manager_id` to the managers the dispatcher would
+    pick. Changes nothing else. Returns (signal id, how many orders). ActionRefused: unknown_manager,
+    nothing_open."""
+    async with services.db.transaction() as conn:
+        manager = await store.get_manager(conn, manager_id)
+        if manager is None:
+            raise ActionRefused("unknown_manager", manager=manager_id)
+        orders = [o.order.id for o in await order_store.open_orders_of(conn, manager_id)]
+        if not orders:
+            raise ActionRefused("nothing_open", manager=manager_id)
+        signal_id, _ = await request_approval(
+            conn,
+            action="bulk_reassign",
+            reason=reason or "bulk_reassign",
+            now=now,
+            settings=services.settings,
+            requested_by=actor_of(requested_by),
+            details={
+                "subject": f"manager:{manager_id}",
+                "manager_id": manager_id,
+                "orders": orders,
+                "telegram_id": requested_by,
+            },
+        )
+    services.wake_sender()
+    return signal_id, len(orders)
+
+
+async def _settle_bulk(
+    conn: aiosqlite.Connection,
+    services: Services,
+    request: signal_store.Decision,
+    verdict: Verdict,
+    now: datetime,
+) -> Settled:
+    manager_id = str(request.details.get("manager_id", ""))
+    requester = request.details.get("telegram_id")
+    told = frozenset({requester}) if isinstance(requester, int) else frozenset()
+    moved: dict[str, str] = {}
+    left: list[str] = []
+    still = [
+        order
+        for order_id in request.details.get("orders", [])
+        if (order := await order_store.get_order(conn, str(order_id))) is not None
+        and order.status not in FINAL_STATUSES
+        and order.assigned_manager_id == manager_id
+    ]
+    outcome = "rejected" if not verdict.approved else ("approved" if still else "moot")
+    if outcome == "approved":
+        managers = await store.dispatch_managers(conn)
+        loads = await order_store.open_orders_by_manager(conn)
+        board = DispatchBoard(
+            manager_snapshots(managers, loads, services.calendar.is_working(now)),
+            services.policy.load_weights,
+        )
+        unreachable = {m.id for m in managers if m.telegram_id is None or m.on_leave or not m.active}
+        for order in still:
+            chosen = board.best({manager_id, *unreachable})
+            if chosen is None:
+                left.append(order.id)
+                continue
+            await hand_over(
+                conn,
+                services,
+                order.id,
+                chosen.manager_id,
+                actor=actor_of(verdict.by),
+                reason=request.reason,
+                now=now,
+            )
+            board.record_assignment(chosen.manager_id, now, order.status)
+            moved[order.id] = chosen.manager_id
+    effect = {"carried_out": bool(moved), "moved": moved, "left": left}
+    await signal_store.set_effect(conn, request.id, effect, now)
+    routing = Routing.from_settings(services.settings)
+    for person in told:
+        await put_rendered(
+            conn,
+            routing,
+            person,
+            f"bulk_reassign:{request.id}",
+            now,
+            lambda: (outcomes.bulk_told(outcome, manager=manager_id, moved=len(moved), left=len(left)), None),
+        )
+    log_event(log, "bulk_reassign.settled", manager=manager_id, moved=len(moved), left=len(left))
+    notes: dict[str, Note] = {"approved": "carried_out", "rejected": "rejected", "moot": "moved_on"}
+    return Settled(outcome, notes[outcome], told)
+
+
+register_settler("bulk_reassign", _settle_bulk)
