@@ -295,3 +295,64 @@ def approval_facts(details: Mapping[str, Any]) -> list[str]:
             ).format(count=len(orders), manager=escape(str(details.get("manager_id", ""))))
         )
     return lines
+
+
+# --- observed effects (domain/effects.py) ---------------------------------------------------------------
+
+
+def effect_text(effect: Mapping[str, Any]) -> str:
+    """A decision's observed effect, as `/log`, `/signal ID` and the weekly retrospective show it."""
+    minutes = effect.get("minutes", effect.get("window_min", "?"))
+    expected = effect.get("expected")
+    status = effect.get("moved_to")
+    if effect.get("unobservable"):
+        return _("→ effect: nothing to observe")
+    if expected == "accepted":
+        if effect.get("helped"):
+            return _("→ effect: accepted after {minutes} min").format(minutes=minutes)
+        return _("→ effect: not accepted within {minutes} min").format(minutes=minutes)
+    if expected == "no_repeat":
+        if effect.get("helped"):
+            days = round(int(effect.get("window_min", 0)) / 1440)
+            return ngettext(
+                "→ effect: the problem did not come back within {days} day",
+                "→ effect: the problem did not come back within {days} days",
+                days,
+            ).format(days=days)
+        return _("→ effect: the problem came back after {minutes} min (#{id})").format(
+            minutes=minutes, id=effect.get("repeat", "?")
+        )
+    if "carried_out" in effect and not status:
+        if effect.get("carried_out"):
+            return _("→ effect: carried out")
+        return _("→ effect: nothing changed")
+    if status:
+        return _("→ effect: the order moved to “{status}” after {minutes} min").format(
+            status=_status(status), minutes=minutes
+        )
+    return _("→ effect: no status change within {minutes} min").format(minutes=minutes)
+
+
+def action_label(action: str) -> str:
+    """A decision's action in the reader's language (the store keeps the code)."""
+    labels = {
+        "ack": _("acknowledged"),
+        "resolve": _("resolved"),
+        "approve": _("approved"),
+        "reject": _("rejected"),
+        "reassign": _("reassigned"),
+        "escalate": _("escalated"),
+        "snooze": _("snoozed"),
+        "snooze_ended": _("snooze over"),
+        "still_on_it": _("still on it"),
+        "still_on_it_asked": _("asked “still on it?”"),
+        "remind": _("reminder"),
+        "arbitrate": _("conflict arbitrated"),
+        "postmortem": _("postmortem written"),
+        "cancel": _("cancellation"),
+        "compensation": _("compensation"),
+        "bulk_reassign": _("bulk reassignment"),
+        "set_capacity": _("capacity changed"),
+        "set_leave": _("leave changed"),
+    }
+    return labels.get(action, action)

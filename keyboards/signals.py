@@ -395,7 +395,7 @@ def decision_line(decision: Decision, tz: ZoneInfo, names: Mapping[int, str]) ->
     line = "{time} · {kind} · {action} {subject} · {who}: {reason}".format(
         time=local_time(decision.created_at, tz),
         kind=kind,
-        action=escape(decision.action),
+        action=escape(outcomes.action_label(decision.action)),
         subject=" ".join(subject),
         who=_who(decision.actor, names),
         reason=_value(decision.reason),
@@ -408,11 +408,7 @@ def decision_line(decision: Decision, tz: ZoneInfo, names: Mapping[int, str]) ->
 
 
 def effect_text(effect: Mapping[str, Any]) -> str:
-    if effect.get("moved_to"):
-        return _("→ effect: the order moved to {status} after {minutes} min").format(
-            status=escape(str(effect["moved_to"])), minutes=effect.get("minutes", "?")
-        )
-    return _("→ effect: no status change within {minutes} min").format(minutes=effect.get("minutes", "?"))
+    return outcomes.effect_text(effect)
 
 
 def pager(page: int, pages: int, make: Callable[[int], str]) -> InlineKeyboardMarkup | None:

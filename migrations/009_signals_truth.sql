@@ -23,3 +23,6 @@ DROP TABLE crm_outbox;
 ALTER TABLE crm_outbox_new RENAME TO crm_outbox;
 CREATE INDEX crm_outbox_due ON crm_outbox(next_attempt_at) WHERE acked_at IS NULL;
 CREATE INDEX crm_outbox_pending_order ON crm_outbox(order_id, id) WHERE acked_at IS NULL AND refused_at IS NULL;
+
+-- The effect sweep reads decisions still waiting for their effect, signal-only ones (a postmortem) included.
+CREATE INDEX ai_decisions_to_observe ON ai_decisions(created_at) WHERE effect IS NULL AND state <> 'pending_approval';

@@ -104,7 +104,7 @@ async def test_signals_signal_log_and_managers_show_the_state(h: Harness) -> Non
     assert await h.say(ADMIN, "/log") == "The decision log is empty."
     assert await h.say(LEAD, "/decide 1 ack calling Max") == "Signal #1 acknowledged: it is yours now."
     log = await h.say(ADMIN, "/log")
-    assert "Decision log: 1" in log and "ack #1 order O1 · Lena: calling Max" in log
+    assert "Decision log: 1" in log and "acknowledged #1 order O1 · Lena: calling Max" in log
     managers = await h.say(OWNER, "/managers")
     assert "Manager M1 (M1)" in managers and "2/10" in managers
 

@@ -418,15 +418,29 @@ async def test_the_effect_of_a_reminder_is_filled_in_later(world: World) -> None
     assert len(await world.decisions("remind")) == 2
     await world.move("MOVES", Status.PENDING_MANAGER, Status.ACCEPTED, local(2, 10, 14))
 
-    world.clock.set(local(2, 10, 30))
+    # A reminder expects the next status before the breach (10:15): known for MOVES at once, for STAYS once
+    # the breach time has passed.
+    world.clock.set(local(2, 10, 14))
     assert await sweep_effects(world.services, world.now) == 1
-    world.clock.set(local(2, 11, 12))
+    world.clock.set(local(2, 10, 15))
     assert await sweep_effects(world.services, world.now) == 1
     assert await sweep_effects(world.services, world.now) == 0
     effects = {d["order_id"]: json.loads(d["effect"]) for d in await world.decisions("remind")}
     assert effects == {
-        "MOVES": {"moved_to": "accepted", "minutes": 2},
-        "STAYS": {"moved_to": None, "minutes": 60},
+        "MOVES": {
+            "expected": "next_status",
+            "window_min": 3,
+            "helped": True,
+            "moved_to": "accepted",
+            "minutes": 2,
+        },
+        "STAYS": {
+            "expected": "next_status",
+            "window_min": 3,
+            "helped": False,
+            "moved_to": None,
+            "minutes": 3,
+        },
     }
 
 
