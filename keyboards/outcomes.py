@@ -6,7 +6,7 @@ The store keeps codes and facts; these functions render them in the reader's lan
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -63,11 +63,15 @@ def resolution_text(signal: Signal) -> str:
         facts = signal.details.get("cleared") or {}
         return cleared_what(resolution.removeprefix(CLEARED_PREFIX), facts)
     words = {
+        "postmortem written": _("postmortem written"),
         "resolved": _("resolved"),
         "approved": _("approved and carried out"),
         "rejected": _("rejected"),
         "moot": _("out of date by then: nothing was changed"),
     }
+    code, _sep, comment = resolution.partition(": ")
+    if code in ("approved", "rejected", "moot") and comment:
+        return f"{words[code]} — {_short(comment)}"
     return words.get(resolution) or _short(resolution or "—")
 
 
@@ -356,3 +360,68 @@ def action_label(action: str) -> str:
         "set_leave": _("leave changed"),
     }
     return labels.get(action, action)
+
+
+# --- the facts of a signal, by key -----------------------------------------------------------------------
+
+
+def _source_label(source: str) -> str:
+    labels = {
+        "orders": _("orders"),
+        "order_status_events": _("status changes"),
+        "managers": _("managers"),
+        "workspace": _("workspace metrics"),
+        "crm_writes": _("writes to the CRM"),
+    }
+    return labels.get(source, _short(source))
+
+
+def _write_label(kind: str) -> str:
+    labels = {"assign": _("assignment"), "status": _("status"), "compensation": _("compensation")}
+    return labels.get(kind, _short(kind))
+
+
+def detail_lines(details: Mapping[str, Any], type_title: Callable[[str], str], tz: ZoneInfo) -> list[str]:
+    """The facts of a signal without a layout of its own, each with a label in the reader's language; keys
+    this module does not know are shown as they are (another circle's facts)."""
+    lines: list[str] = []
+    for key, value in details.items():
+        if isinstance(value, dict | list) or key in ("order_id", "cleared", "playbook", "telegram_id"):
+            continue
+        text = str(value)
+        if key == "bike":
+            lines.append(_("Bike: {bike}").format(bike=_short(text)))
+        elif key == "item":
+            lines.append(_("Checklist item {item}").format(item=_short(text)))
+        elif key == "source":
+            lines.append(_("Where: {source}").format(source=_source_label(text)))
+        elif key == "records" and str(value).isdigit():
+            count = int(text)
+            lines.append(
+                ngettext("{count} record kept aside", "{count} records kept aside", count).format(count=count)
+            )
+        elif key == "record":
+            lines.append(_("First one: {record}").format(record=_short(text)))
+        elif key == "reason":
+            lines.append(_("Why: {reason}").format(reason=_short(text)))
+        elif key == "write":
+            lines.append(_("Write: {kind}").format(kind=_write_label(text)))
+        elif key == "status":
+            lines.append(_("Status: {status}").format(status=_status(text)))
+        elif key == "signal":
+            lines.append(_("About signal #{id}").format(id=_short(text)))
+        elif key == "type":
+            lines.append(_("Kind: {type}").format(type=escape(type_title(text))))
+        elif key == "chat_id":
+            lines.append(_("Chat {chat}").format(chat=_short(text)))
+        elif key == "via":
+            via = {"send": _("a message did not go through"), "my_chat_member": _("Telegram said so")}
+            lines.append(_("How we know: {how}").format(how=via.get(text, _short(text))))
+        elif key == "manager" or key == "manager_id":
+            lines.append(_("Manager: {manager}").format(manager=_short(text)))
+        elif key == "asked_at":
+            at = datetime.fromisoformat(text).astimezone(tz).strftime("%d.%m %H:%M")
+            lines.append(_("Asked at {time}").format(time=at))
+        else:
+            lines.append(f"{escape(key)}: {_short(text, 120)}")
+    return lines[:8]

@@ -32,7 +32,7 @@ from domain.signals import (
     SignalFilter,
 )
 from domain.statuses import Status
-from keyboards import outcomes
+from keyboards import outcomes, reasons
 from keyboards.orders import status_label
 from storage.assignments import DispatchManager
 from storage.signals import Decision, Postmortem
@@ -147,11 +147,14 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
     if signal.type in ("sla.breach", "order.stuck_72h") and "status" in details:
         lines.append(_("Status: {status}").format(status=_status_text(str(details["status"]))))
         if "budget_minutes" in details and signal.type == "sla.breach":
+            budget = (
+                _("Budget: {minutes} working min, policy {version}")
+                if details.get("clock") == "working"
+                else _("Budget: {minutes} min of calendar time, policy {version}")
+            )
             lines.append(
-                _("Budget: {minutes} min ({clock} time), policy {version}").format(
-                    minutes=details["budget_minutes"],
-                    clock=_value(details.get("clock", "")),
-                    version=_value(details.get("policy_version", "")),
+                budget.format(
+                    minutes=details["budget_minutes"], version=_value(details.get("policy_version", ""))
                 )
             )
         if "since" in details:
@@ -169,8 +172,7 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
     elif signal.type.startswith("crisis."):
         lines += outcomes.crisis_facts(signal, tz)
     else:
-        shown = [(k, v) for k, v in details.items() if not isinstance(v, dict | list)][:_MAX_DETAIL_LINES]
-        lines += [f"{escape(str(k))}: {_value(v)}" for k, v in shown]
+        lines += outcomes.detail_lines(details, type_title, tz)
     return lines
 
 
@@ -398,7 +400,7 @@ def decision_line(decision: Decision, tz: ZoneInfo, names: Mapping[int, str]) ->
         action=escape(outcomes.action_label(decision.action)),
         subject=" ".join(subject),
         who=_who(decision.actor, names),
-        reason=_value(decision.reason),
+        reason=reasons.reason_text(decision.reason, decision.details, type_title),
     )
     if decision.state != "done":
         line += f" [{escape(decision.state)}]"

@@ -14,10 +14,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Literal
 
 import aiosqlite
 
-from backbone.approvals import Note, Settled, Verdict, register_settler
+from backbone.approvals import Note, Settled, Verdict, coded, register_settler
 from backbone.decisions import actor_of
 from backbone.signals import Routing, put_rendered, request_approval
 from bikewerk.outbox import CrmWrite, enqueue_crm_writes
@@ -29,6 +30,8 @@ from keyboards import outcomes
 from storage import signals as signal_store
 
 log = logging.getLogger(__name__)
+
+Outcome = Literal["approved", "rejected", "moot"]
 
 MAX_AMOUNT_EUR = Decimal("10000")
 
@@ -107,7 +110,7 @@ async def _settle_compensation(
     amount = str(request.details.get("amount_eur", ""))
     ref = f"order:{order_id}:compensation:{request.id}"
     order = await _load_or_none(conn, order_id) if order_id else None
-    outcome = "rejected"
+    outcome: Outcome = "rejected"
     if order is None:
         outcome = "moot"
     elif verdict.approved:
@@ -139,7 +142,7 @@ async def _settle_compensation(
         )
     log_event(log, "compensation.settled", order=order_id, request=request.id, outcome=outcome)
     notes: dict[str, Note] = {"approved": "carried_out", "rejected": "rejected", "moot": "moved_on"}
-    return Settled(outcome, notes[outcome], told)
+    return Settled(coded(outcome, verdict.comment), notes[outcome], told)
 
 
 register_settler("compensation", _settle_compensation)

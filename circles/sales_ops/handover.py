@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import aiosqlite
 
-from backbone.approvals import Note, Settled, Verdict, register_settler
+from backbone.approvals import Note, Settled, Verdict, coded, register_settler
 from backbone.decisions import actor_of, record_decision
 from backbone.handover import register_order_mover
 from backbone.signals import Routing, put_rendered, request_approval
@@ -269,7 +270,9 @@ async def _settle_bulk(
         and order.status not in FINAL_STATUSES
         and order.assigned_manager_id == manager_id
     ]
-    outcome = "rejected" if not verdict.approved else ("approved" if still else "moot")
+    outcome: Literal["approved", "rejected", "moot"] = (
+        "rejected" if not verdict.approved else ("approved" if still else "moot")
+    )
     if outcome == "approved":
         managers = await store.dispatch_managers(conn)
         loads = await order_store.open_orders_by_manager(conn)
@@ -308,7 +311,7 @@ async def _settle_bulk(
         )
     log_event(log, "bulk_reassign.settled", manager=manager_id, moved=len(moved), left=len(left))
     notes: dict[str, Note] = {"approved": "carried_out", "rejected": "rejected", "moot": "moved_on"}
-    return Settled(outcome, notes[outcome], told)
+    return Settled(coded(outcome, verdict.comment), notes[outcome], told)
 
 
 register_settler("bulk_reassign", _settle_bulk)
