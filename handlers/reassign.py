@@ -41,9 +41,7 @@ async def cmd_reassign(message: Message, command: CommandObject, services: Servi
     except ActionRefused as refused:
         await message.answer(outcomes.reassign_refused(refused.code, refused.facts))
         return
-    await message.answer(
-        outcomes.reassign_done(handover.order.id, handover.from_manager, handover.to_manager)
-    )
+    await message.answer(outcomes.reassign_done(handover.order.id, handover.from_name, handover.to_name))
 
 
 async def cmd_reassign_all(

@@ -195,12 +195,14 @@ def reassign_refused(code: str, facts: Mapping[str, Any]) -> str:
 
 
 def reassign_done(order_id: str, old: str | None, new: str) -> str:
+    """`old` and `new`: the managers' names."""
     if old is None:
-        return _("Order {order} is now with {new}; the CRM gets the assignment.").format(
+        return _("Order {order} handed over; now with: {new}. The CRM gets the assignment.").format(
             order=escape(order_id), new=escape(new)
         )
     return _(
-        "Order {order} handed over from {old} to {new}; both were told, the CRM gets the assignment."
+        "Order {order} handed over. Was with: {old}; now with: {new}. Both were told, the CRM gets the "
+        "assignment."
     ).format(order=escape(order_id), old=escape(old), new=escape(new))
 
 
@@ -402,8 +404,8 @@ def detail_lines(details: Mapping[str, Any], type_title: Callable[[str], str], t
             )
         elif key == "record":
             lines.append(_("First one: {record}").format(record=_short(text)))
-        elif key == "reason":
-            lines.append(_("Why: {reason}").format(reason=_short(text)))
+        elif key == "reason":  # the CRM's or the validator's own words: shown verbatim, as code
+            lines.append(_("Why: {reason}").format(reason=f"<code>{_short(text)}</code>"))
         elif key == "write":
             lines.append(_("Write: {kind}").format(kind=_write_label(text)))
         elif key == "status":
@@ -425,3 +427,25 @@ def detail_lines(details: Mapping[str, Any], type_title: Callable[[str], str], t
         else:
             lines.append(f"{escape(key)}: {_short(text, 120)}")
     return lines[:8]
+
+
+def decision_state_label(state: str) -> str:
+    labels = {
+        "pending_approval": _("waiting for approval"),
+        "approved": _("approved"),
+        "rejected": _("rejected"),
+    }
+    return labels.get(state, _short(state))
+
+
+def agent_label(actor: str) -> str:
+    """Who took a decision or raised a signal when it was not a person: the bot's own agents by name; a CRM
+    manager id or an admin name as stored."""
+    labels = {
+        "system": _("the bot"),
+        "dispatcher": _("the dispatcher"),
+        "sync": _("the CRM sync"),
+        "crm_outbox": _("the CRM writer"),
+        "telegram": _("Telegram"),
+    }
+    return labels.get(actor, _short(actor, 80))

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.i18n import _, ngettext
 from domain.statuses import Status
-from keyboards.orders import DECLINE_REASONS, label, status_label
+from keyboards.orders import CANCEL_REASONS, DECLINE_REASONS, label, status_label
 from keyboards.outcomes import CLEARED_PREFIX, cleared_what
 
 _FIXED: dict[str, Callable[[], str]] = {
@@ -104,6 +104,8 @@ def reason_text(
     fixed = _FIXED.get(reason)
     if fixed is not None:
         return fixed()
+    if reason in CANCEL_REASONS:  # a cancel request's reason code
+        return label(CANCEL_REASONS, reason)
     if reason.startswith(CLEARED_PREFIX):
         what = cleared_what(reason.removeprefix(CLEARED_PREFIX), facts or {})
         return _("cleared by itself: {what}").format(what=what)

@@ -92,6 +92,10 @@ def type_title(code: str) -> str:
         "telegram.chat_blocked": _("Chat blocked the bot"),
         "postmortem.missing": _("Postmortem missing"),
         "decision.approval_needed": _("Approval needed"),
+        "crisis.manual": _("Crisis raised by hand"),
+        "crisis.breach_storm": _("Crisis: a storm of SLA breaches"),
+        "crisis.crm_unreachable": _("Crisis: the CRM is unreachable"),
+        "crisis.paid_defect": _("Crisis: a severe defect on a paid order"),
     }
     return titles.get(code, code)
 
@@ -123,7 +127,7 @@ def _who(person: int | str | None, names: Mapping[int, str]) -> str:
         return "—"
     if isinstance(person, str):
         if not person.isdigit():
-            return escape(person)
+            return outcomes.agent_label(person)
         person = int(person)
     return escape(names.get(person, str(person)))
 
@@ -168,7 +172,7 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
         )
         lines += outcomes.approval_facts(details)
         if details.get("reason"):
-            lines.append(_("Why: {reason}").format(reason=_value(details["reason"])))
+            lines.append(_("Why: {reason}").format(reason=reasons.reason_text(str(details["reason"]))))
     elif signal.type.startswith("crisis."):
         lines += outcomes.crisis_facts(signal, tz)
     else:
@@ -403,7 +407,7 @@ def decision_line(decision: Decision, tz: ZoneInfo, names: Mapping[int, str]) ->
         reason=reasons.reason_text(decision.reason, decision.details, type_title),
     )
     if decision.state != "done":
-        line += f" [{escape(decision.state)}]"
+        line += f" [{outcomes.decision_state_label(decision.state)}]"
     if decision.effect is not None:
         line += "\n   " + effect_text(decision.effect)
     return line

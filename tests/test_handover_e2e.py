@@ -35,7 +35,7 @@ async def test_reassign_moves_an_accepted_order_and_tells_both_managers(world: W
     visits = await _visits(world, order_id)
 
     answer = await world.say(LEAD, f"/reassign {order_id} boris Anna is ill")
-    assert "handed over from anna to boris" in answer
+    assert "Was with: Manager anna; now with: Manager boris" in answer
 
     assert "handed over to another manager" in (world.card(ANNA, order_id).text or "")
     assert world.card(ANNA, order_id).buttons == []

@@ -49,6 +49,8 @@ class Handover:
     from_manager: str | None
     to_manager: str
     assignment_id: int
+    from_name: str | None = None  # the managers' names, for the answers
+    to_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,8 @@ async def hand_over(
         details={"from": previous, "to": manager_id, "assignment_id": new_id, "status": order.status.value},
     )
     log_event(log, "order.handed_over", order=order.id, old=previous, new=manager_id, by=actor)
-    return Handover(moved, previous, manager_id, new_id)
+    before = await store.get_manager(conn, previous) if previous is not None else None
+    return Handover(moved, previous, manager_id, new_id, before.name if before else previous, manager.name)
 
 
 async def reassign_order(
