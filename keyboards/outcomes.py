@@ -6,12 +6,14 @@ The store keeps codes and facts; these functions render them in the reader's lan
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
 from bot.i18n import _, i18n, ngettext
@@ -449,3 +451,43 @@ def agent_label(actor: str) -> str:
         "telegram": _("Telegram"),
     }
     return labels.get(actor, _short(actor, 80))
+
+
+# --- /cancel in the middle of a postmortem --------------------------------------------------------------
+
+
+class PostmortemContinue(CallbackData, prefix="pmc"):
+    """Continue the postmortem of signal `s` that /cancel put off."""
+
+    s: int
+
+
+def postmortem_put_off(signal_ids: Sequence[int]) -> str:
+    ids = ", ".join(f"#{i}" for i in signal_ids)
+    return _(
+        "Cancelled. The postmortem of signal {ids} waits: your next messages are no longer taken as its "
+        "answers. It is still due; continue with the button when you are ready."
+    ).format(ids=ids)
+
+
+def continue_keyboard(signal_ids: Sequence[int]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("✍️ Continue the postmortem of #{id}").format(id=i),
+                    callback_data=PostmortemContinue(s=i).pack(),
+                )
+            ]
+            for i in signal_ids
+        ]
+    )
+
+
+def answer_hint() -> str:
+    """Under a question whose answer is the person's next message."""
+    return _("Your next message here is the answer; /cancel puts it off.")
+
+
+def nothing_to_continue() -> str:
+    return _("There is no postmortem of yours to continue there.")

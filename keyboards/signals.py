@@ -346,7 +346,8 @@ def postmortem_question(step: str, signal: Signal) -> str:
         ),
         "prevention": _("Postmortem for signal #{id} ({title}), 4/4: what prevents it next time?"),
     }
-    return questions[step].format(id=signal.id, title=escape(type_title(signal.type)))
+    question = questions[step].format(id=signal.id, title=escape(type_title(signal.type)))
+    return question + "\n" + outcomes.answer_hint()
 
 
 def postmortem_done_text(signal_id: int) -> str:

@@ -26,3 +26,9 @@ CREATE INDEX crm_outbox_pending_order ON crm_outbox(order_id, id) WHERE acked_at
 
 -- The effect sweep reads decisions still waiting for their effect, signal-only ones (a postmortem) included.
 CREATE INDEX ai_decisions_to_observe ON ai_decisions(created_at) WHERE effect IS NULL AND state <> 'pending_approval';
+
+-- One answer to "what does my next message mean?": a postmortem the author put off with /cancel is paused (their
+-- next text is not taken as an answer) until they continue it; asked_at says when its current question was
+-- asked, so the question asked last is the one a free text answers.
+ALTER TABLE postmortems ADD COLUMN paused_at TEXT;
+ALTER TABLE postmortems ADD COLUMN asked_at TEXT;
