@@ -96,17 +96,25 @@ async def clear_by_dedup(
     return True
 
 
+async def cleared_but_open(services: Services, now: datetime) -> list[tuple[Signal, Cleared]]:
+    """Live order-based signals whose condition has cleared (the sweep resolves them; the demo's final check
+    expects none)."""
+    live = await clearing_store.live_signals_of_types(services.db, ORDER_CLEARED_TYPES, _BATCH)
+    orders = await clearing_store.orders_now(services.db, {s.order_id for s in live if s.order_id})
+    found = []
+    for signal in live:
+        cleared = cleared_by_order(signal, orders.get(signal.order_id or ""), now)
+        if cleared is not None:
+            found.append((signal, cleared))
+    return found
+
+
 async def sweep_cleared(services: Services, now: datetime) -> int:
     """Resolve every live order-based signal whose order has moved past its condition. One transaction per
     signal; a signal resolved meanwhile is left alone. Returns how many were resolved."""
-    live = await clearing_store.live_signals_of_types(services.db, ORDER_CLEARED_TYPES, _BATCH)
-    orders = await clearing_store.orders_now(services.db, {s.order_id for s in live if s.order_id})
     routing = Routing.from_settings(services.settings)
     resolved = 0
-    for signal in live:
-        cleared = cleared_by_order(signal, orders.get(signal.order_id or ""), now)
-        if cleared is None:
-            continue
+    for signal, cleared in await cleared_but_open(services, now):
         async with services.db.transaction() as conn:
             current = await store.get_signal(conn, signal.id)
             if current is None or current.state == "resolved":
