@@ -38,6 +38,7 @@ from apscheduler.job import Job
 from apscheduler.triggers.interval import IntervalTrigger
 
 from backbone.clearing import cleared_but_open
+from backbone.sweep import sweep_signals
 from bot.app import BotApp
 from bot.clock import SystemClock
 from bot.config import Settings, load_settings
@@ -493,7 +494,10 @@ class Demo:
         rows = kpi_rows(kpis)
         terminal.block("KPIs over the last 24 h", report.text_table(["KPI", "value"], rows))
         self.result.report = self._write_report(people, rows, digest_text, terminal)
-        signals_text, stale = await _signals_check(services, now)
+        # What changed in the very last tick (an offer made after that minute's sweep) gets its sweep first:
+        # the promise is "resolved within one sweep", and that is what is checked.
+        await sweep_signals(services, clock.now())
+        signals_text, stale = await _signals_check(services, clock.now())
         terminal.block("signals at the end", signals_text)
         self.result.problems += stale
         verdict = "every order is consistent" if not self.result.problems else "\n".join(self.result.problems)

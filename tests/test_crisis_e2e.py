@@ -45,6 +45,9 @@ async def test_a_crisis_raised_by_a_manager_climbs_and_wants_its_postmortem(worl
     [request] = _with(world, CRISIS_CHAT_ID, "📝")  # the crisis chat (Russian) is asked for the postmortem
     assert f"#{signal_id}" in request and "Lena" in request
     assert _with(world, LEAD, "1/4")  # the resolver is asked privately, one question at a time
+    # The manager who raised it hears the outcome, in her language.
+    [told] = _with(world, ANNA, "you took part in was resolved")
+    assert f"#{signal_id}" in told and "the CRM hosting restarted the database" in told
 
     world.h.clock.advance(timedelta(hours=24))
     report = await sweep_signals(services, world.h.clock.now())
