@@ -40,7 +40,7 @@ from domain.signals import (
 )
 from keyboards import signals as cards
 from storage import signals as store
-from storage.messages import put_message
+from storage.messages import TextMessage, put_message, put_messages
 from storage.people import chat_language, manager_by_id
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,19 @@ async def reopen(
 # --- raising ------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SignalRequest:
+    """One signal to raise (the arguments of `raise_signal`), for `raise_signals`."""
+
+    type: str
+    dedup_key: str
+    order_id: str | None = None
+    details: dict[str, Any] | None = None
+    raised_by: str = SYSTEM
+    owner_person: int | None = None
+    severity: Severity | None = None
+
+
 async def raise_signal(
     conn: aiosqlite.Connection,
     *,
@@ -166,45 +179,123 @@ async def raise_signal(
     type's default (sla.breach takes the status budget's). Unknown `type` raises UnknownSignalType.
     Call `services.wake_sender()` after the commit.
     """
-    kind = signal_type(type)
+    request = SignalRequest(type, dedup_key, order_id, details, raised_by, owner_person, severity)
     routing = Routing.from_settings(settings)
-    wanted: Severity = severity or kind.severity
     existing = await store.live_signal_by_dedup(conn, dedup_key)
     if existing is not None:
+        wanted: Severity = severity or signal_type(type).severity
         return await _repeat(conn, existing, wanted, details, owner_person, routing, now)
-    level = initial_level(wanted, owner_person)
-    # Without settings the chats are unknown: store it unrouted; the escalation sweep routes it.
-    chats = chats_for(wanted, level, owner_person, routing.contacts) if settings is not None else []
-    owner = owner_person if level is Level.MANAGER else owner_at(level, owner_person, routing.contacts)
-    signal = await store.insert_signal(
-        conn,
-        store.NewSignal(
-            type=type,
-            severity=wanted,
-            circle=str(kind.circle),
-            order_id=order_id,
-            dedup_key=dedup_key,
-            owner_person=owner,
-            escalation_level=int(level),
-            needs_decision=kind.needs_decision,
-            deadline_at=response_deadline(wanted, now, routing.tz),
-            raised_at=now,
-            raised_by=raised_by,
-            title=f"{type} {order_id or dedup_key}"[:200],
-            details=details or {},
-            ping_chats=tuple(chats),
-        ),
-    )
-    signal_id = signal.id
+    new = _new_signal(request, routing, now, routed=settings is not None)
+    signal = await store.insert_signal(conn, new)
     await render_pings(conn, signal, routing, now)
-    log_event(
-        log, "signal.raised", id=signal_id, type=type, severity=wanted, order=order_id, chats=len(chats)
-    )
-    if not chats:
-        log_event(log, "signal.unrouted", logging.WARNING, id=signal_id, type=type)
+    _log_raised(signal)
     if order_id is not None:
         await _arbitrate(conn, order_id, now)
-    return signal_id
+    return signal.id
+
+
+async def raise_signals(
+    conn: aiosqlite.Connection, requests: list[SignalRequest], *, now: datetime, settings: Settings | None
+) -> list[int]:
+    """`raise_signal` for many signals in a few statements (an SLA sweep's breaches): the new ones are
+    inserted together and their pings written together; a request whose dedup key is live (or repeated in
+    the list) goes through `raise_signal` and updates that signal. Returns the ids in request order."""
+    routing = Routing.from_settings(settings)
+    live = await store.live_dedup_keys(conn, [r.dedup_key for r in requests])
+    fresh: dict[str, SignalRequest] = {}
+    for r in requests:
+        if r.dedup_key not in live and r.dedup_key not in fresh:
+            fresh[r.dedup_key] = r
+    stored = await store.insert_signals(
+        conn, [_new_signal(r, routing, now, routed=settings is not None) for r in fresh.values()]
+    )
+    await _render_new_pings(conn, stored, routing, now)
+    for signal in stored:
+        _log_raised(signal)
+    ids = {s.dedup_key: s.id for s in stored}
+    result: list[int] = []
+    for r in requests:
+        if r.dedup_key in ids and fresh.get(r.dedup_key) is r:
+            result.append(ids[r.dedup_key])
+        else:
+            result.append(
+                await raise_signal(
+                    conn,
+                    type=r.type,
+                    dedup_key=r.dedup_key,
+                    now=now,
+                    order_id=r.order_id,
+                    details=r.details,
+                    raised_by=r.raised_by,
+                    owner_person=r.owner_person,
+                    settings=settings,
+                    severity=r.severity,
+                )
+            )
+    orders = [s.order_id for s in stored if s.order_id is not None]
+    for order_id in await store.orders_with_live_signals(conn, orders, at_least=2):
+        await _arbitrate(conn, order_id, now)
+    return result
+
+
+def _new_signal(request: SignalRequest, routing: Routing, now: datetime, *, routed: bool) -> store.NewSignal:
+    """A new signal's row: severity, rung, owner, chats and deadline. Without settings (`routed=False`) the
+    chats are unknown: it is stored unrouted and the escalation sweep routes it."""
+    kind = signal_type(request.type)
+    wanted: Severity = request.severity or kind.severity
+    owner_person = request.owner_person
+    level = initial_level(wanted, owner_person)
+    chats = chats_for(wanted, level, owner_person, routing.contacts) if routed else []
+    owner = owner_person if level is Level.MANAGER else owner_at(level, owner_person, routing.contacts)
+    return store.NewSignal(
+        type=request.type,
+        severity=wanted,
+        circle=str(kind.circle),
+        order_id=request.order_id,
+        dedup_key=request.dedup_key,
+        owner_person=owner,
+        escalation_level=int(level),
+        needs_decision=kind.needs_decision,
+        deadline_at=response_deadline(wanted, now, routing.tz),
+        raised_at=now,
+        raised_by=request.raised_by,
+        title=f"{request.type} {request.order_id or request.dedup_key}"[:200],
+        details=request.details or {},
+        ping_chats=tuple(chats),
+    )
+
+
+def _log_raised(signal: Signal) -> None:
+    chats = len(signal.ping_chats)
+    log_event(
+        log,
+        "signal.raised",
+        id=signal.id,
+        type=signal.type,
+        severity=signal.severity,
+        order=signal.order_id,
+        chats=chats,
+    )
+    if not chats:
+        log_event(log, "signal.unrouted", logging.WARNING, id=signal.id, type=signal.type)
+
+
+async def _render_new_pings(
+    conn: aiosqlite.Connection, signals: list[Signal], routing: Routing, now: datetime
+) -> None:
+    """The first pings of new signals, written in one statement (each chat's language read once)."""
+    names = await store.person_names(conn, [s.owner_person for s in signals])
+    langs: dict[int, str] = {}
+    messages: list[TextMessage] = []
+    for signal in signals:
+        for chat in signal.ping_chats:
+            if chat not in langs:
+                langs[chat] = await chat_language(conn, chat, routing.default_lang)
+            with in_locale(langs[chat]):
+                text = cards.ping_text(signal, names=names, tz=routing.tz)
+                markup = cards.markup_dict(cards.ping_keyboard(signal))
+            messages.append(TextMessage(chat, f"signal:{signal.id}", text, markup))
+    await put_messages(conn, messages, now=now)
 
 
 async def _repeat(

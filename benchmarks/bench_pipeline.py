@@ -6,8 +6,10 @@ language written to SQLite -> answer sent through the rate limiter. Echo: a Disp
 answers the text back. The emulator runs in a process of its own (as Telegram does), with flood limits
 disabled; the sender's limits are lifted too (with Telegram's 30/s the answer rate would be the limit, not
 the pipeline). Each bot warms up on one update per manager, then N updates are queued at once and timed until
-the last answer; the bot process's CPU time per update is printed too. Best of --repeat runs, alternated.
-Targets: >= 500 updates/s and a pipeline/echo time ratio <= 1.5.
+the last answer, with the bot process's CPU time meanwhile. Best of --repeat runs, alternated.
+Targets: >= 800 updates/s, and the bot's CPU time per update <= 1.2 x the echo bot's. The gate is on CPU, not
+on wall time: both bots share the machine with the emulator, whose own work bounds the wall-clock ratio.
+`--small` is a CI smoke run: it prints the figures and fails only if the pipeline does not work.
 
     python benchmarks/bench_pipeline.py [--updates 5000 --managers 500] [--small]
 """
@@ -238,15 +240,18 @@ async def run(updates: int, users: int, repeat: int) -> bool:
     pipeline = min(pipelines, key=lambda t: t.wall)
     echo = min(echoes, key=lambda t: t.wall)
     ratio = pipeline.wall / echo.wall
-    ok = updates / pipeline.wall >= 500 and ratio <= 1.5
+    cpu_ratio = pipeline.cpu / echo.cpu
+    ok = updates / pipeline.wall >= 800 and cpu_ratio <= 1.2
     print(f"updates: {updates} from {users} managers, best of {repeat} runs each")
     for name, timing in (("echo bot", echo), ("full pipeline", pipeline)):
         print(
             f"{name:14} {timing.wall:6.2f} s  {updates / timing.wall:6.0f} updates/s  "
             f"bot CPU {timing.cpu / updates * 1e6:5.0f} us/update"
         )
-    print(f"pipeline / echo: time {ratio:.2f} (target <= 1.5), bot CPU {pipeline.cpu / echo.cpu:.2f}")
-    print(f"{'PASS' if ok else 'FAIL'}: >= 500 updates/s through the pipeline and a time ratio <= 1.5")
+    print(f"pipeline / echo: bot CPU per update {cpu_ratio:.2f} (target <= 1.2), time {ratio:.2f}")
+    print(
+        f"{'PASS' if ok else 'FAIL'}: >= 800 updates/s through the pipeline and bot CPU/update <= 1.2 x echo"
+    )
     return ok
 
 
@@ -260,7 +265,8 @@ def main() -> int:
     parser.add_argument("--small", action="store_true", help="a quick run: 500 updates from 100 managers")
     args = parser.parse_args()
     updates, users = (500, 100) if args.small else (args.updates, args.managers)
-    return 0 if asyncio.run(run(updates, users, args.repeat)) else 1
+    ok = asyncio.run(run(updates, users, args.repeat))
+    return 0 if ok or args.small else 1  # the smoke run finished: every answer came back
 
 
 if __name__ == "__main__":

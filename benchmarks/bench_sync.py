@@ -1,10 +1,12 @@
 """How fast the BikeWerk sync fills an empty store: N orders and M status events from the simulator, over HTTP
-on localhost (target: 100,000 orders + 1,000,000 events in under 20 s and under 200 MB peak RSS).
+on localhost (target: 100,000 orders + 1,000,000 events in under 10 s and under 200 MB peak RSS).
 
-    python benchmarks/bench_sync.py [--orders 100000 --events 1000000 --page-size 5000] [--small]
+    python benchmarks/bench_sync.py [--orders 100000 --events 1000000 --page-size 5000 --repeat 3] [--small]
 
-The simulator runs in a child process, so only the sync's own memory counts; the time covers one
+The simulator runs in a child process, so only the sync's own memory counts; each run times one
 `Syncer.sync_once()` into a fresh SQLite file (managers, events, orders with their SLA visits, workspace).
+The best and the median of --repeat runs are printed; PASS/FAIL holds the median against the target and exits
+1 on FAIL. `--small` (a CI smoke run) checks that everything is stored, not the time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import asyncio
 import multiprocessing
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -28,7 +31,7 @@ from domain.policy import Policy, calendar_for
 from storage.db import Database
 from testkit.simulator import BikeWerkSimulator
 
-TARGET_SECONDS = 20.0
+TARGET_SECONDS = 10.0
 TARGET_RSS_MB = 200.0
 
 
@@ -80,6 +83,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--page-size", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="syncs, each into a fresh database")
     parser.add_argument("--small", action="store_true", help="a CI smoke run: 2,000 orders, 20,000 events")
     args = parser.parse_args()
     if args.small:
@@ -92,22 +96,28 @@ def main() -> int:
     try:
         url, sim_orders, sim_events, built = receive.recv()
         print(f"simulator: {sim_orders:,} orders, {sim_events:,} events at {url} (built in {built:.1f} s)")
-        seconds, orders, events, ok = asyncio.run(_sync(url, args.page_size))
+        runs = [asyncio.run(_sync(url, args.page_size)) for _ in range(1 if args.small else args.repeat)]
     finally:
         child.terminate()
         child.join()
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
-    complete = ok and orders == sim_orders and events == sim_events
-    print(f"orders/s: {orders / seconds:,.0f}   events/s: {events / seconds:,.0f}")
-    print(f"wall time: {seconds:.2f} s (target < {TARGET_SECONDS:.0f} s)")
+    complete = all(ok and orders == sim_orders and events == sim_events for _, orders, events, ok in runs)
+    times = [seconds for seconds, *_ in runs]
+    seconds, best = statistics.median(times), min(times)
+    _, orders, events, _ = runs[-1]
+    print(f"orders/s: {orders / seconds:,.0f}   events/s: {events / seconds:,.0f} (median)")
+    print(
+        f"wall time: median {seconds:.2f} s, best {best:.2f} s of {len(times)} runs "
+        f"(target < {TARGET_SECONDS:.0f} s)"
+    )
     print(f"peak RSS of the sync process: {peak_mb:.0f} MB (target < {TARGET_RSS_MB:.0f} MB)")
     print(f"CPU time of the sync process: {usage.ru_utime:.1f} s user, {usage.ru_stime:.1f} s system")
     print(f"stored: {orders:,} of {sim_orders:,} orders, {events:,} of {sim_events:,} events")
     passed = complete and seconds < TARGET_SECONDS and peak_mb < TARGET_RSS_MB
     print("PASS" if passed else "FAIL")
-    return 0 if passed else 1
+    return 0 if passed or (args.small and complete) else 1
 
 
 if __name__ == "__main__":

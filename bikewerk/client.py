@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -32,6 +33,7 @@ from bikewerk.contract import (
     Page,
     StatusEvent,
     read_page,
+    read_record,
 )
 from bot.clock import Clock, SystemClock
 
@@ -209,6 +211,16 @@ class BikeWerkClient:
         elif updated_since is not None:
             params["updated_since"] = updated_since.isoformat()
         return await self._page(OrdersPage, Order, "/api/crm/orders", params, limit)
+
+    async def order(self, order_id: str) -> Page[Order]:
+        """One order by id, as a page of one (the record rejected when it breaks the contract); an order the
+        CRM does not know raises BikeWerkHTTPError with status 404."""
+        path = f"/api/crm/orders/{quote(order_id, safe='')}"
+        raw = await self.send("GET", path)
+        try:
+            return read_record(Order, raw)
+        except ContractError as exc:
+            raise BikeWerkContractError(f"GET {path}: {exc}") from None
 
     async def events_page(self, *, since_id: int = 0, limit: int = 500) -> Page[StatusEvent]:
         params = {"since_id": str(since_id), "limit": str(limit)}

@@ -11,6 +11,7 @@ Reads (bearer token, JSON):
   -> `{"items": [StatusEvent], "next_since_id": M, "has_more": bool}`: events with id > N in id order;
   `next_since_id` is the id of the page's last event (N for an empty page), computed by the server, so a
   malformed event never stalls the feed.
+- `GET /api/crm/orders/{id}` -> one Order (404 for an order the CRM does not know): what a push names.
 - `GET /api/crm/managers` -> `{"items": [Manager]}`.
 - `GET /api/admin/workspace` -> a JSON object of workspace metrics, stored as it comes.
 When `has_more` is missing, a full page (as many items as the limit) means there is more.
@@ -25,6 +26,11 @@ Answers: 2xx applied (or applied before under that key); 409 a request with that
 422 the CRM refuses the change (unknown manager or status, an order in a final status, a key reused with
 another body); 404 unknown order; 429 and 5xx: try again later.
 
+Pushes (the CRM calls the bot, SPEC §13): `POST /crm/events` with `{"type": "order.created" |
+"order.updated" | "lead.updated", "id": ...}` (a `PushEvent`), signed with HMAC-SHA256 of the body in
+`X-BikeWerk-Signature` (hex).
+A push only names a record; the bot reads the record itself through the reads above.
+
 Reading is tolerant (unknown fields are ignored, numbers may arrive as numeric strings, timestamps with any
 UTC offset); a record missing what the bot relies on is rejected with a one-line reason and kept aside.
 """
@@ -36,7 +42,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import field
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Self, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -204,6 +210,18 @@ class ManagersPage(Envelope):
         return ""
 
 
+PushType = Literal["order.created", "order.updated", "lead.updated"]
+
+
+class PushEvent(BaseModel):
+    """What a CRM push says: which record changed. Unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
+
+    type: PushType
+    id: RecordId
+
+
 @dataclasses.dataclass(frozen=True)
 class Page(Generic[M]):
     """One page as received: the records keeping the contract, the ones breaking it, and where to go on."""
@@ -304,6 +322,23 @@ def read_page(envelope: type[Envelope], model: type[M], body: bytes, *, limit: i
     received = len(records) + len(rejected)
     more = page.has_more if page.has_more is not None else received >= limit
     return Page(records, rejected, received, more and received > 0, page.position())
+
+
+def read_record(model: type[M], body: bytes) -> Page[M]:
+    """One record answered on its own (`GET /api/crm/orders/{id}`), as a page of one: kept or rejected with
+    the reason, like a record of a page. A body that is not a JSON object raises ContractError."""
+    try:
+        return Page([_adapter(model).validate_json(body)], [], 1, False, "")
+    except ValidationError:
+        pass
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raise ContractError("not JSON") from None
+    if not isinstance(raw, dict):
+        raise ContractError("not a JSON object")
+    records, rejected = parse_records(model, [raw])
+    return Page(records, rejected, 1, False, "")
 
 
 _TYPED: dict[tuple[type[Envelope], type[Any]], type[Envelope]] = {}

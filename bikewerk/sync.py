@@ -34,9 +34,8 @@ from typing import Generic, TypeVar
 
 import aiosqlite
 
-from backbone.signals import raise_signal
 from bikewerk import contract
-from bikewerk.client import BikeWerkClient, BikeWerkContractError, BikeWerkError
+from bikewerk.client import BikeWerkClient, BikeWerkContractError, BikeWerkError, BikeWerkHTTPError
 from bikewerk.contract import Page, Rejected
 from bikewerk.sync_health import SOURCES, record_sync_run
 from bot.clock import Clock, SystemClock
@@ -186,6 +185,51 @@ class Syncer:
             )
             return report
 
+    async def sync_order(self, order_id: str) -> SyncReport:
+        """Read one order the CRM pushed (`POST /crm/events`) and store it through the same code as a sync
+        page: the new status events first (so a changed status starts its SLA visit when it happened), then
+        the order, validated, mapped and upserted like any other; the orders cursor stays where it is, so the
+        periodic sync still reads the order again (and finds nothing to change). An order the CRM does not
+        know, or one that breaks the contract, is kept aside and changes nothing."""
+        async with self._lock:
+            report = SyncReport(started_at=self.clock.now())
+            try:
+                await self._sync_events(report)
+                page = await self.client.order(order_id)
+            except BikeWerkHTTPError as exc:
+                report.error = str(exc)
+                if exc.status == 404:
+                    reason = f"pushed order {order_id} is unknown to the CRM"
+                    await self.keep_aside("crm_events", order_id, reason, json.dumps({"id": order_id}))
+            except BikeWerkError as exc:
+                report.error = str(exc)  # the CRM is unreachable now: the periodic sync catches up
+            else:
+                chunk = self._prepare_orders(page, set(await crm.manager_telegram_ids(self.db.conn)))
+                await self._store_orders(chunk, report, move_cursor=False)
+            report.finished_at = self.clock.now()
+            log_event(
+                log,
+                "sync.order" if report.ok else "sync.order_failed",
+                logging.INFO if report.ok else logging.WARNING,
+                order=order_id,
+                new=bool(report.new_order_ids),
+                changed=bool(report.changed_order_ids),
+                violations=report.violations,
+                error=report.error,
+            )
+            return report
+
+    async def keep_aside(
+        self, source: crm.ViolationSource, record_id: str | None, reason: str, raw: str
+    ) -> None:
+        """Keep one record aside (a push that breaks the contract, say) like a sync record."""
+        report = SyncReport(started_at=self.clock.now())
+        async with self.db.transaction() as conn:
+            raised = await self._keep_aside(
+                conn, source, [Rejected(record_id, reason, raw)], self.clock.now(), report
+            )
+        self._after_commit(raised)
+
     def _status(self, name: str) -> Status:
         """The canonical status of a CRM status name (UnknownStatus if none); names seen are remembered."""
         status = self._known_statuses.get(name)
@@ -291,7 +335,10 @@ class Syncer:
             rows.append(_mirror(o, status, o.manager_id if taken else None))
         return _Chunk(rows, rejected, page.received, page.position)
 
-    async def _store_orders(self, chunk: _Chunk[crm.MirrorOrder], report: SyncReport) -> None:
+    async def _store_orders(
+        self, chunk: _Chunk[crm.MirrorOrder], report: SyncReport, *, move_cursor: bool = True
+    ) -> None:
+        """Store a chunk of orders; the orders cursor moves past it (not for one order read by id)."""
         latest = {row.id: row for row in chunk.rows}  # the last version of an order seen twice wins
         now = self.clock.now()
         async with self.db.transaction() as conn:
@@ -326,7 +373,8 @@ class Syncer:
             await crm.upsert_orders(conn, rows, now)
             await open_visits_bulk(conn, visits)
             raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report)
-            await crm.set_cursor(conn, ORDERS_CURSOR, chunk.position, now)
+            if move_cursor:
+                await crm.set_cursor(conn, ORDERS_CURSOR, chunk.position, now)
         report.orders += len(rows)
         self._after_commit(raised)
 
@@ -417,6 +465,10 @@ class Syncer:
         await crm.add_violations(
             conn, source, [crm.Violation(r.record_id, r.reason, r.raw) for r in rejected], now
         )
+        # Imported here: the signal texts pull in aiogram (~120 MB, a second to import), which a sync process
+        # (`main.py sync`, the benchmark) needs only once it has a violation to report.
+        from backbone.signals import raise_signal
+
         first = rejected[0]
         await raise_signal(
             conn,

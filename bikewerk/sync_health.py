@@ -1,7 +1,10 @@
 """What a finished sync run tells the signals (issue 12): a source that went through without rejected records
 clears its `sync.contract_violation`; a run that could not reach the CRM starts (or continues) an outage, and
 an outage longer than the policy's `[crisis] crm_unreachable_minutes` raises the critical
-`crisis.crm_unreachable`, which the next successful run clears."""
+`crisis.crm_unreachable`, which the next successful run clears.
+
+The backbone (and with it the signal texts and aiogram, ~120 MB) is imported only when there is a signal to
+raise or to clear, so a sync-only process stays small (see bikewerk/sync.py)."""
 
 from __future__ import annotations
 
@@ -10,15 +13,15 @@ from datetime import datetime
 
 import aiosqlite
 
-from backbone.clearing import clear_by_dedup
-from backbone.crisis import raise_crisis
 from bot.config import Settings
 from domain.crisis import CrisisPolicy, crm_unreachable
 from domain.signals import ClearWhen
 from storage import crm
+from storage.clearing import live_dedup_keys
 
 FAILING_SINCE = "health.sync_failing_since"  # a sync_cursors row: when the current outage began ("" none)
 SOURCES = ("managers", "order_status_events", "orders", "workspace")
+OUTAGE_KEY = "crisis.crm_unreachable"
 
 
 async def record_sync_run(
@@ -37,10 +40,12 @@ async def record_sync_run(
         if not since_text:
             await crm.set_cursor(conn, FAILING_SINCE, now.isoformat(), now)
         if crm_unreachable(crisis, since, now):
+            from backbone.crisis import raise_crisis  # only when there is a crisis to raise
+
             await raise_crisis(
                 conn,
-                kind="crisis.crm_unreachable",
-                dedup_key="crisis.crm_unreachable",
+                kind=OUTAGE_KEY,
+                dedup_key=OUTAGE_KEY,
                 now=now,
                 settings=settings,
                 crisis=crisis,
@@ -49,14 +54,12 @@ async def record_sync_run(
         return
     if since_text:
         await crm.set_cursor(conn, FAILING_SINCE, "", now)
-    await clear_by_dedup(conn, "crisis.crm_unreachable", ClearWhen.NEXT_RUN_OK, now, settings, crisis)
-    for source in clean_sources:
-        await clear_by_dedup(
-            conn,
-            f"sync.contract_violation:{source}",
-            ClearWhen.NEXT_RUN_OK,
-            now,
-            settings,
-            crisis,
-            source=source,
-        )
+    keys = [OUTAGE_KEY, *(f"sync.contract_violation:{source}" for source in clean_sources)]
+    live = await live_dedup_keys(conn, keys)
+    if not live:
+        return
+    from backbone.clearing import clear_by_dedup  # only when a signal is to be cleared
+
+    for key in live:
+        facts = {"source": key.rpartition(":")[2]} if key != OUTAGE_KEY else {}
+        await clear_by_dedup(conn, key, ClearWhen.NEXT_RUN_OK, now, settings, crisis, **facts)

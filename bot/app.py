@@ -29,6 +29,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 import handlers
 from bikewerk.client import BikeWerkClient
 from bikewerk.outbox import CrmOutboxWorker
+from bikewerk.push import PushReceiver, serve_push
+from bikewerk.sync import Syncer
 from bot.clock import Clock, SystemClock
 from bot.config import TELEGRAM_DEFAULT_API, ConfigError, Settings
 from bot.i18n import i18n
@@ -41,7 +43,7 @@ from bot.services import Services
 from circles.sales_ops.kpi import mark_installed
 from domain.policy import calendar_for, load_policy
 from handlers.common import set_chat_commands, set_default_commands
-from scheduler.jobs import make_scheduler, register_jobs
+from scheduler.jobs import make_push_receiver, make_scheduler, make_syncer, register_jobs
 from storage.db import Database
 from storage.people import chat_language, linked_managers
 
@@ -78,6 +80,7 @@ class BotApp:
     scheduler: AsyncIOScheduler
     bikewerk: BikeWerkClient
     crm_outbox: CrmOutboxWorker
+    syncer: Syncer
 
     def __init__(
         self,
@@ -102,6 +105,9 @@ class BotApp:
         self._tasks: list[asyncio.Task[Any]] = []
         self._intake: asyncio.Task[Any] | None = None
         self._webhook_runner: web.AppRunner | None = None
+        self._push_runner: web.AppRunner | None = None
+        self.push: PushReceiver | None = None
+        self.push_url: str | None = None  # where the CRM's pushes are taken (None: no server of its own)
         self._db: Database | None = None
         self._started = False
 
@@ -161,8 +167,10 @@ class BotApp:
                 db, self.bikewerk, self.clock, settings=settings, wake_sender=self.sender.wake
             )
             self._tasks.append(asyncio.create_task(self.crm_outbox.run(self._stop), name="crm-outbox"))
+            self.syncer = make_syncer(self.services, self.bikewerk)
             self.scheduler = make_scheduler(settings)
-            register_jobs(self.scheduler, self.services, self.bikewerk)
+            register_jobs(self.scheduler, self.services, self.bikewerk, syncer=self.syncer)
+            await self._start_push()
             if scheduler:
                 self.scheduler.start()
             if polling:
@@ -178,6 +186,18 @@ class BotApp:
             api=settings.telegram_api_url,
             scheduler=scheduler,
         )
+
+    async def _start_push(self) -> None:
+        """The CRM's pushes (POST /crm/events), when BIKEWERK_WEBHOOK_SECRET is set; served on
+        HTTP_HOST:HTTP_PORT when HTTP_PORT is set. (To move onto the bot's one HTTP server: `setup_push(app,
+        self.push)` there instead of `serve_push` here.)"""
+        self.push = make_push_receiver(self.syncer, self.services)
+        if self.push is None:
+            return
+        self._tasks.append(asyncio.create_task(self.push.run(self._stop), name="crm-push"))
+        if self.settings.http_port is not None:
+            self._push_runner = await serve_push(self.settings.http_host, self.settings.http_port, self.push)
+            self.push_url = f"http://{self.settings.http_host}:{self._push_runner.addresses[0][1]}"
 
     async def start_intake(self) -> None:
         """Start taking updates: a webhook when WEBHOOK_URL is set, long polling otherwise."""
@@ -274,6 +294,9 @@ class BotApp:
 
     async def _close(self) -> None:
         """Release everything start() acquired (also after a failed start)."""
+        if self._push_runner is not None:
+            await self._push_runner.cleanup()
+            self._push_runner = None
         self._stop.set()
         self._stop_scheduler()
         if self._tasks:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(default=None, alias="WEBHOOK_SECRET")
     webhook_host: str = Field(default="127.0.0.1", alias="WEBHOOK_HOST")
     webhook_port: int = Field(default=8080, ge=1, le=65535, alias="WEBHOOK_PORT")
+    # The bot's own HTTP server (SPEC §13: the CRM's pushes, health, metrics); none without HTTP_PORT.
+    http_host: str = Field(default="127.0.0.1", alias="HTTP_HOST")
+    http_port: int | None = Field(default=None, ge=0, le=65535, alias="HTTP_PORT")
 
     # Storage
     database_path: Path = Field(default=Path("data/bikewerk.db"), alias="DATABASE_PATH")
@@ -53,6 +56,8 @@ class Settings(BaseSettings):
     bikewerk_api_url: str = Field(default="http://127.0.0.1:8081", alias="BIKEWERK_API_URL")
     bikewerk_api_token: SecretStr = Field(default=SecretStr(""), alias="BIKEWERK_API_TOKEN")
     sync_interval_seconds: int = Field(default=60, ge=5, alias="SYNC_INTERVAL_SECONDS")
+    # HMAC-SHA256 key of the CRM's pushes (POST /crm/events); without it pushes are not taken.
+    bikewerk_webhook_secret: SecretStr | None = Field(default=None, alias="BIKEWERK_WEBHOOK_SECRET")
 
     # Policy and time
     timezone: str = Field(default="Europe/Berlin", alias="TIMEZONE")

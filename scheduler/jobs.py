@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -19,7 +20,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from backbone import decisions, sweep
 from bikewerk.client import BikeWerkClient
-from bikewerk.sync import Syncer
+from bikewerk.contract import PushEvent
+from bikewerk.push import PushReceiver
+from bikewerk.sync import Syncer, SyncReport
 from bot.config import Settings
 from bot.logs import log_event
 from bot.services import Services
@@ -40,29 +43,28 @@ def make_scheduler(settings: Settings) -> AsyncIOScheduler:
     return AsyncIOScheduler(timezone=settings.tz, job_defaults=dict(JOB_DEFAULTS))
 
 
-def register_jobs(scheduler: AsyncIOScheduler, services: Services, bikewerk: BikeWerkClient) -> None:
-    """Every job of the process, registered with fixed ids (a restart replaces, never duplicates)."""
+def register_jobs(
+    scheduler: AsyncIOScheduler, services: Services, bikewerk: BikeWerkClient, *, syncer: Syncer | None = None
+) -> None:
+    """Every job of the process, registered with fixed ids (a restart replaces, never duplicates). `syncer`:
+    the process's Syncer when the CRM's pushes share it (one is made otherwise)."""
     settings = services.settings
     tz = settings.tz
 
-    def add(job_id: str, func: Callable[..., Awaitable[Any]], trigger: BaseTrigger, *args: Any) -> None:
-        scheduler.add_job(func, trigger, args=args, id=job_id, name=job_id, replace_existing=True)
+    def add(
+        job_id: str, func: Callable[..., Awaitable[Any]], trigger: BaseTrigger, *args: Any, **options: Any
+    ) -> None:
+        scheduler.add_job(func, trigger, args=args, id=job_id, name=job_id, replace_existing=True, **options)
 
-    syncer = Syncer(
-        services.db,
-        bikewerk,
-        services.policy,
-        services.calendar,
-        services.clock,
-        settings=settings,
-        wake_sender=services.wake_sender,
-    )
+    # The first sync runs at start-up (a fresh process knows its managers at once), then every period: the
+    # safety net behind the CRM's pushes.
     add(
         "bikewerk.sync",
         sync_bikewerk,
         IntervalTrigger(seconds=settings.sync_interval_seconds, timezone=tz),
-        syncer,
+        syncer or make_syncer(services, bikewerk),
         services,
+        next_run_time=datetime.now(tz),
     )
     # KPIs and digests: the snapshot, the owner's and the leads' digests at DIGEST_TIME, the retro on Monday.
     hour, minute = map(int, settings.digest_time.split(":"))
@@ -80,13 +82,54 @@ def register_jobs(scheduler: AsyncIOScheduler, services: Services, bikewerk: Bik
     # More jobs go here, one `add(...)` each.
 
 
-async def sync_bikewerk(syncer: Syncer, services: Services) -> None:
-    report = await syncer.sync_once()
-    # New orders are offered at once and cards follow what the CRM changed, not a dispatch minute later.
+def make_syncer(services: Services, client: BikeWerkClient) -> Syncer:
+    """The process's one Syncer: the periodic sync and the pushes share it (and its lock)."""
+    return Syncer(
+        services.db,
+        client,
+        services.policy,
+        services.calendar,
+        services.clock,
+        settings=services.settings,
+        wake_sender=services.wake_sender,
+    )
+
+
+async def after_sync(services: Services, report: SyncReport) -> None:
+    """New orders are offered at once and cards follow what the CRM changed, not a dispatch minute later."""
     if report.new_order_ids:
         await dispatcher.dispatch_pending(services)
     if report.changed_order_ids:
         await orders.refresh_cards(services, report.changed_order_ids)
+
+
+def make_push_receiver(syncer: Syncer, services: Services) -> PushReceiver | None:
+    """The receiver of the CRM's pushes, when BIKEWERK_WEBHOOK_SECRET is set (None otherwise)."""
+    secret = services.settings.bikewerk_webhook_secret
+    if secret is None or not secret.get_secret_value():
+        return None
+
+    async def apply(event: PushEvent) -> None:
+        await apply_push(syncer, services, event)
+
+    async def keep_aside(record_id: str | None, reason: str, raw: str) -> None:
+        await syncer.keep_aside("crm_events", record_id, reason, raw)
+
+    return PushReceiver(secret.get_secret_value(), apply, keep_aside)
+
+
+async def apply_push(syncer: Syncer, services: Services, event: PushEvent) -> None:
+    """One CRM push: read that order now (a lead: an incremental sync run now), then react as after a sync."""
+    if event.type == "lead.updated":
+        report = await syncer.sync_once()
+    else:
+        report = await syncer.sync_order(event.id)
+    await after_sync(services, report)
+
+
+async def sync_bikewerk(syncer: Syncer, services: Services) -> None:
+    report = await syncer.sync_once()
+    await after_sync(services, report)
     log_event(
         log,
         "job.sync",

@@ -20,7 +20,9 @@ from domain.statuses import Status
 from storage.db import parse_ts, parse_ts_opt, ts
 
 WriteKind = Literal["assign", "status", "compensation"]
-ViolationSource = Literal["orders", "order_status_events", "managers", "workspace", "crm_writes"]
+ViolationSource = Literal[
+    "orders", "order_status_events", "managers", "workspace", "crm_writes", "crm_events"
+]
 
 
 def _ids(values: Iterable[str]) -> str:

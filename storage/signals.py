@@ -103,36 +103,37 @@ class NewSignal:
     ping_chats: tuple[int, ...]
 
 
-async def insert_signal(conn: aiosqlite.Connection, new: NewSignal) -> Signal:
-    """Store a new open signal; returns it as stored (without reading it back)."""
-    cursor = await conn.execute(
-        """
-        INSERT INTO ai_signals (type, severity, circle, order_id, dedup_key, state, owner_person,
-                                escalation_level, needs_decision, deadline_at, raised_at, raised_by,
-                                last_seen_at, title, details, ping_chats)
-        VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """,
-        (
-            new.type,
-            new.severity,
-            new.circle,
-            new.order_id,
-            new.dedup_key,
-            new.owner_person,
-            new.escalation_level,
-            int(new.needs_decision),
-            ts(new.deadline_at),
-            ts(new.raised_at),
-            new.raised_by,
-            ts(new.raised_at),
-            new.title,
-            _json(dict(new.details)),
-            _json(list(new.ping_chats)),
-        ),
+_INSERT_SIGNAL = """
+INSERT INTO ai_signals (type, severity, circle, order_id, dedup_key, state, owner_person, escalation_level,
+                        needs_decision, deadline_at, raised_at, raised_by, last_seen_at, title, details,
+                        ping_chats)
+VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _signal_row(new: NewSignal) -> tuple[object, ...]:
+    return (
+        new.type,
+        new.severity,
+        new.circle,
+        new.order_id,
+        new.dedup_key,
+        new.owner_person,
+        new.escalation_level,
+        int(new.needs_decision),
+        ts(new.deadline_at),
+        ts(new.raised_at),
+        new.raised_by,
+        ts(new.raised_at),
+        new.title,
+        _json(dict(new.details)),
+        _json(list(new.ping_chats)),
     )
-    assert cursor.lastrowid is not None
+
+
+def _stored(new: NewSignal, signal_id: int) -> Signal:
     return Signal(
-        id=cursor.lastrowid,
+        id=signal_id,
         type=new.type,
         severity=new.severity,
         circle=new.circle,
@@ -158,6 +159,51 @@ async def insert_signal(conn: aiosqlite.Connection, new: NewSignal) -> Signal:
         details=dict(new.details),
         ping_chats=new.ping_chats,
     )
+
+
+async def insert_signal(conn: aiosqlite.Connection, new: NewSignal) -> Signal:
+    """Store a new open signal; returns it as stored (without reading it back)."""
+    cursor = await conn.execute(_INSERT_SIGNAL, _signal_row(new))
+    assert cursor.lastrowid is not None
+    return _stored(new, cursor.lastrowid)
+
+
+async def insert_signals(conn: aiosqlite.Connection, new: list[NewSignal]) -> list[Signal]:
+    """Store many new open signals in two statements (their dedup keys must be distinct and not live);
+    returns them as stored, in the same order."""
+    if not new:
+        return []
+    await conn.executemany(_INSERT_SIGNAL, [_signal_row(n) for n in new])
+    rows = await conn.execute_fetchall(
+        "SELECT id, dedup_key FROM ai_signals"
+        " WHERE state <> 'resolved' AND dedup_key IN (SELECT value FROM json_each(?))",
+        (_json([n.dedup_key for n in new]),),
+    )
+    ids = {row[1]: row[0] for row in rows}
+    return [_stored(n, ids[n.dedup_key]) for n in new]
+
+
+async def live_dedup_keys(source: Source, dedup_keys: Iterable[str]) -> set[str]:
+    """Which of these dedup keys have a live (not resolved) signal."""
+    rows = await _rows(
+        source,
+        "SELECT dedup_key FROM ai_signals"
+        " WHERE state <> 'resolved' AND dedup_key IN (SELECT value FROM json_each(?))",
+        (_json(list(dedup_keys)),),
+    )
+    return {r["dedup_key"] for r in rows}
+
+
+async def orders_with_live_signals(source: Source, order_ids: Iterable[str], *, at_least: int) -> list[str]:
+    """Which of these orders have `at_least` live signals (candidates for arbitration)."""
+    rows = await _rows(
+        source,
+        "SELECT order_id FROM ai_signals"
+        " WHERE state <> 'resolved' AND order_id IN (SELECT value FROM json_each(?))"
+        " GROUP BY order_id HAVING count(*) >= ? ORDER BY order_id",
+        (_json(sorted(set(order_ids))), at_least),
+    )
+    return [r["order_id"] for r in rows]
 
 
 _SIGNAL_COLUMNS = frozenset(

@@ -3,6 +3,7 @@ done for them, and ai_sla_violations (one row per visit and kind)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,27 +90,31 @@ async def due_visit_ids(db: Database, now: datetime, *, after_id: int, limit: in
     return [row["id"] for row in rows]
 
 
-async def open_visit_for_update(conn: aiosqlite.Connection, timer_id: int) -> DueVisit | None:
-    """Re-read one open visit inside the transaction that acts on it (it may have closed since the scan)."""
-    rows = list(
-        await conn.execute_fetchall(
-            f"SELECT {_DUE_COLUMNS} {_DUE_FROM} WHERE t.id = ? AND t.closed_at IS NULL", (timer_id,)
-        )
+async def open_visits_for_update(conn: aiosqlite.Connection, timer_ids: list[int]) -> list[DueVisit]:
+    """Re-read open visits inside the transaction that acts on them (some may have closed since the scan),
+    in id order."""
+    rows = await conn.execute_fetchall(
+        f"SELECT {_DUE_COLUMNS} {_DUE_FROM}"
+        " WHERE t.id IN (SELECT value FROM json_each(?)) AND t.closed_at IS NULL ORDER BY t.id",
+        (json.dumps(timer_ids),),
     )
-    return _visit(rows[0]) if rows else None
+    return [_visit(row) for row in rows]
 
 
-async def record_progress(
-    conn: aiosqlite.Connection,
-    timer_id: int,
-    *,
-    reminded_at: datetime | None,
-    breached_at: datetime | None,
-    stuck_signalled_at: datetime | None,
-    next_due_at: datetime | None,
-) -> None:
-    """Mark what this sweep did (a None mark leaves the column as it was) and when the visit is due next."""
-    await conn.execute(
+@dataclass(frozen=True)
+class Progress:
+    """What a sweep did for a visit (None leaves a mark as it was) and when the visit is due next."""
+
+    timer_id: int
+    reminded_at: datetime | None
+    breached_at: datetime | None
+    stuck_signalled_at: datetime | None
+    next_due_at: datetime | None
+
+
+async def record_progress(conn: aiosqlite.Connection, progress: list[Progress]) -> None:
+    """Mark what the sweep did for each visit, in one statement."""
+    await conn.executemany(
         """
         UPDATE sla_timers SET
             reminded_at = COALESCE(reminded_at, ?),
@@ -118,45 +123,57 @@ async def record_progress(
             next_due_at = ?
         WHERE id = ?
         """,
-        (
-            ts(reminded_at) if reminded_at else None,
-            ts(breached_at) if breached_at else None,
-            ts(stuck_signalled_at) if stuck_signalled_at else None,
-            ts(next_due_at) if next_due_at else None,
-            timer_id,
-        ),
+        [
+            (
+                _ts_opt(p.reminded_at),
+                _ts_opt(p.breached_at),
+                _ts_opt(p.stuck_signalled_at),
+                _ts_opt(p.next_due_at),
+                p.timer_id,
+            )
+            for p in progress
+        ],
     )
 
 
-async def insert_violation(
-    conn: aiosqlite.Connection,
-    visit: DueVisit,
-    *,
-    kind: str,
-    due_at: datetime,
-    detected_at: datetime,
-    signal_id: int,
-) -> bool:
-    """One violation per visit and kind, with the signal raised for it; False when it exists already."""
-    cursor = await conn.execute(
+def _ts_opt(instant: datetime | None) -> str | None:
+    return ts(instant) if instant else None
+
+
+@dataclass(frozen=True)
+class NewViolation:
+    visit: DueVisit
+    kind: str  # budget | stuck_72h
+    due_at: datetime
+    signal_id: int
+
+
+async def insert_violations(
+    conn: aiosqlite.Connection, violations: list[NewViolation], *, detected_at: datetime
+) -> None:
+    """One violation per visit and kind, with the signal raised for it (a repeat is ignored), in one
+    statement."""
+    await conn.executemany(
         """
         INSERT OR IGNORE INTO ai_sla_violations (timer_id, kind, order_id, status, policy_version,
                                                  budget_minutes, entered_at, breach_at, detected_at, severity,
                                                  signal_id)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
-        (
-            visit.id,
-            kind,
-            visit.order_id,
-            str(visit.status),
-            visit.policy_version,
-            visit.budget_minutes,
-            ts(visit.entered_at),
-            ts(due_at),
-            ts(detected_at),
-            "high" if kind == "stuck_72h" else visit.severity,
-            signal_id,
-        ),
+        [
+            (
+                v.visit.id,
+                v.kind,
+                v.visit.order_id,
+                str(v.visit.status),
+                v.visit.policy_version,
+                v.visit.budget_minutes,
+                ts(v.visit.entered_at),
+                ts(v.due_at),
+                ts(detected_at),
+                "high" if v.kind == "stuck_72h" else v.visit.severity,
+                v.signal_id,
+            )
+            for v in violations
+        ],
     )
-    return cursor.rowcount > 0

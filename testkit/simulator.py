@@ -10,6 +10,9 @@ timeouts, malformed records and schema drift. The control side lives under `/sim
 - `POST /sim/managers` `{id, name, telegram_id, active, capacity, timezone}` adds or updates a manager;
 - `POST /sim/faults` (body: `Faults`; fields left out are reset) and `GET /sim/faults`;
 - `GET /sim/writes`: every write received, with its idempotency key and whether it was applied;
+- `POST /sim/webhook` `{"url", "secret"}` (`{}` stops it): from then on every change of an order (created,
+  status, manager) is pushed to `url` as the CRM would, `{"type", "id"}` signed with HMAC-SHA256 of the body
+  in `X-BikeWerk-Signature` (testkit/sim_push.py); the fault `push_drop_share` drops that share of pushes;
 - `GET /sim/stats`: requests per route, records served, faults injected, ids served malformed.
 
 Scale: 100,000 orders and 1,000,000 events are built in seconds and held as a few compact arrays (the event
@@ -51,6 +54,7 @@ from bikewerk.contract import (
 from bot.clock import Clock, SystemClock
 from bot.logs import log_event
 from domain.statuses import STATUS_ORDER, Status
+from testkit.sim_push import Pusher
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +197,7 @@ class Faults(BaseModel):
     drift: bool = (
         False  # tolerable schema drift: extra fields, local offsets, numbers as strings, STATUS case
     )
+    push_drop_share: float = Field(default=0.0, ge=0, le=1)  # pushes to the webhook lost on the way
 
 
 @dataclass
@@ -274,6 +279,7 @@ class BikeWerkSimulator:
         self.stats = _Stats()
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
+        self.pusher = Pusher(seed)  # POST /sim/webhook
 
     # --- the seeded data set ----------------------------------------------------------------------
 
@@ -474,6 +480,7 @@ class BikeWerkSimulator:
         return self._last_change_us
 
     def _touch(self, index: int) -> int:
+        self.pusher.push("order.updated", order_id_of(index), self.faults.push_drop_share)
         self._rendered_orders.pop(index, None)
         at = self._next_change_us()
         old = (self._updated[index], index)
@@ -500,6 +507,7 @@ class BikeWerkSimulator:
         if overrides:
             self._overrides[index] = overrides
         self._append_event(index, _NONE, PENDING, _NO_MANAGER, at)
+        self.pusher.push("order.created", order_id_of(index), self.faults.push_drop_share)
         return self._order_record(index)
 
     def change_status(
@@ -588,6 +596,7 @@ class BikeWerkSimulator:
         app.add_routes(
             [
                 web.get("/api/crm/orders", self._get_orders, name="orders"),
+                web.get("/api/crm/orders/{order_id}", self._get_order, name="order"),
                 web.get("/api/crm/order_status_events", self._get_events, name="events"),
                 web.get("/api/crm/managers", self._get_managers, name="managers"),
                 web.get("/api/admin/workspace", self._get_workspace, name="workspace"),
@@ -600,6 +609,7 @@ class BikeWerkSimulator:
                 web.get("/sim/faults", self._sim_get_faults),
                 web.post("/sim/faults", self._sim_set_faults),
                 web.get("/sim/writes", self._sim_writes),
+                web.post("/sim/webhook", self._sim_webhook),
                 web.get("/sim/stats", self._sim_stats),
             ]
         )
@@ -624,6 +634,7 @@ class BikeWerkSimulator:
         return self.url
 
     async def stop(self) -> None:
+        await self.pusher.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -684,6 +695,13 @@ class BikeWerkSimulator:
         if self._faulty_records():
             return _json({"items": [self._served("orders", self._order_record(i)) for i in indexes], **tail})
         return _page([self._order_json(i) for i in indexes], tail)
+
+    async def _get_order(self, request: web.Request) -> web.Response:
+        index = self._lookup(request.match_info["order_id"])
+        self.stats.records["orders"] += 1
+        if self._faulty_records():
+            return _json(self._served("orders", self._order_record(index)))
+        return web.Response(body=self._order_json(index), content_type="application/json")
 
     async def _get_events(self, request: web.Request) -> web.Response:
         limit = self._limit(request)
@@ -801,6 +819,16 @@ class BikeWerkSimulator:
 
     async def _sim_writes(self, request: web.Request) -> web.Response:
         return _json({"items": self.writes})
+
+    async def _sim_webhook(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        url, secret = body.get("url"), body.get("secret", "")
+        if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            return _error(400, "url must be an http(s) URL (or absent, to stop pushing)")
+        if not isinstance(secret, str) or (url and not secret):
+            return _error(400, "secret must be a non-empty string")
+        self.pusher.set_webhook(url, secret)
+        return _json({"url": url})
 
     async def _sim_stats(self, request: web.Request) -> web.Response:
         return _json({**self.stats.as_json(), "orders": self.order_count, "events": self.event_count})

@@ -2,11 +2,12 @@
 the scheduler and by tests with any `now`.
 
 Deadlines were planned when the order entered the status, under the policy then in force (sla_timers), so the
-sweep reads only what is due through the next_due_at index and compares instants. Per visit and in one
-transaction: a reminder to the step's owner at 80 % of the budget, a breach (one ai_sla_violations row and one
+sweep reads only what is due through the next_due_at index and compares instants. One transaction per batch of
+due visits (the breaches' signals, pings and violations written a few statements per batch); per visit: a
+reminder to the step's owner at 80 % of the budget, a breach (one ai_sla_violations row and one
 sla.breach signal), order.stuck_72h, and "still on it?" for an accepted order without progress. The marks on
 the visit, the UNIQUE(timer_id, kind) violation and the signals' dedup keys make a repeated or interrupted
-sweep harmless: a crash rolls the whole visit back, and the next sweep does it once.
+sweep harmless: a crash rolls the whole batch back, and the next sweep does it once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import datetime
 import aiosqlite
 
 from backbone.decisions import record_decision
-from backbone.signals import Routing, raise_signal
+from backbone.signals import Routing, SignalRequest, raise_signals
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
@@ -55,9 +56,9 @@ async def sweep(services: Services, now: datetime) -> SweepReport:
     after_id = 0
     while True:
         ids = await store.due_visit_ids(services.db, now, after_id=after_id, limit=_BATCH)
-        for timer_id in ids:
+        if ids:
             async with services.db.transaction() as conn:
-                await process_visit(conn, services, timer_id, now, report)
+                await process_visits(conn, services, ids, now, report)
         if len(ids) < _BATCH:
             break
         after_id = ids[-1]
@@ -74,52 +75,71 @@ def _checkin_at(services: Services, entered_at: datetime) -> datetime:
 async def process_visit(
     conn: aiosqlite.Connection, services: Services, timer_id: int, now: datetime, report: SweepReport
 ) -> None:
-    """Everything due for one visit, inside the caller's transaction (the sweep opens one per visit)."""
-    visit = await store.open_visit_for_update(conn, timer_id)
-    if visit is None or visit.next_due_at is None or visit.next_due_at > now:
-        return  # closed or already handled since the scan
-    report.visits += 1
-    actions = due_actions(
-        visit,
-        reminded=visit.reminded,
-        breached=visit.breached,
-        stuck_signalled=visit.stuck_signalled,
-        now=now,
-    )
+    """Everything due for one visit, inside the caller's transaction."""
+    await process_visits(conn, services, [timer_id], now, report)
+
+
+async def process_visits(
+    conn: aiosqlite.Connection, services: Services, timer_ids: list[int], now: datetime, report: SweepReport
+) -> None:
+    """Everything due for a batch of visits, inside the caller's transaction (the sweep opens one per batch):
+    reminders and check-ins visit by visit, then every breach and stuck signal of the batch raised together,
+    their violations and the visits' marks written in one statement each."""
     routing = Routing.from_settings(services.settings)
-    reminded_at = breached_at = stuck_at = None
-    if "remind" in actions:
-        await _remind(conn, visit, routing, services.policy.reminder_share, now)
-        reminded_at = now
-        report.reminders += 1
-    if "breach" in actions:
-        await _breach(conn, services, visit, now)
-        breached_at = now
-        report.breaches += 1
-    if "stuck" in actions:
-        await _stuck(conn, services, visit, now)
-        stuck_at = now
-        report.stuck += 1
-    asked = visit.checkin_asked
-    if _checkin_applies(visit) and not asked and now >= _checkin_at(services, visit.entered_at):
-        await _ask_checkin(conn, services, visit, routing, now)
-        asked = True
-        report.checkins += 1
-    await store.record_progress(
-        conn,
-        visit.id,
-        reminded_at=reminded_at,
-        breached_at=breached_at,
-        stuck_signalled_at=stuck_at,
-        next_due_at=_next_due(
+    signals: list[SignalRequest] = []
+    violations: list[tuple[store.DueVisit, str, datetime]] = []  # visit, kind, due at; its signal follows
+    progress: list[store.Progress] = []
+    for visit in await store.open_visits_for_update(conn, timer_ids):
+        if visit.next_due_at is None or visit.next_due_at > now:
+            continue  # handled since the scan
+        report.visits += 1
+        actions = due_actions(
+            visit,
+            reminded=visit.reminded,
+            breached=visit.breached,
+            stuck_signalled=visit.stuck_signalled,
+            now=now,
+        )
+        reminded_at = breached_at = stuck_at = None
+        if "remind" in actions:
+            await _remind(conn, visit, routing, services.policy.reminder_share, now)
+            reminded_at = now
+            report.reminders += 1
+        if "breach" in actions:
+            signals.append(_breach(visit))
+            violations.append((visit, "budget", visit.breach_at))
+            breached_at = now
+            report.breaches += 1
+        if "stuck" in actions:
+            signals.append(_stuck(visit))
+            violations.append((visit, "stuck_72h", visit.stuck_at))
+            stuck_at = now
+            report.stuck += 1
+        asked = visit.checkin_asked
+        if _checkin_applies(visit) and not asked and now >= _checkin_at(services, visit.entered_at):
+            await _ask_checkin(conn, services, visit, routing, now)
+            asked = True
+            report.checkins += 1
+        next_due = _next_due(
             services,
             visit,
             reminded=visit.reminded or reminded_at is not None,
             breached=visit.breached or breached_at is not None,
             stuck=visit.stuck_signalled or stuck_at is not None,
             asked=asked,
-        ),
-    )
+        )
+        progress.append(store.Progress(visit.id, reminded_at, breached_at, stuck_at, next_due))
+    if signals:
+        signal_ids = await raise_signals(conn, signals, now=now, settings=services.settings)
+        await store.insert_violations(
+            conn,
+            [
+                store.NewViolation(visit, kind, due_at, signal_id)
+                for (visit, kind, due_at), signal_id in zip(violations, signal_ids, strict=True)
+            ],
+            detected_at=now,
+        )
+    await store.record_progress(conn, progress)
 
 
 def _checkin_applies(visit: store.DueVisit) -> bool:
@@ -189,40 +209,24 @@ def _facts(visit: store.DueVisit) -> dict[str, object]:
     }
 
 
-async def _breach(
-    conn: aiosqlite.Connection, services: Services, visit: store.DueVisit, now: datetime
-) -> None:
-    signal_id = await raise_signal(
-        conn,
+def _breach(visit: store.DueVisit) -> SignalRequest:
+    return SignalRequest(
         type="sla.breach",
         dedup_key=f"sla.breach:{visit.id}",
-        now=now,
         order_id=visit.order_id,
         details=_facts(visit),
         owner_person=visit.manager_telegram_id,
-        settings=services.settings,
         severity=visit.severity,
     )
-    await store.insert_violation(
-        conn, visit, kind="budget", due_at=visit.breach_at, detected_at=now, signal_id=signal_id
-    )
 
 
-async def _stuck(
-    conn: aiosqlite.Connection, services: Services, visit: store.DueVisit, now: datetime
-) -> None:
-    signal_id = await raise_signal(
-        conn,
+def _stuck(visit: store.DueVisit) -> SignalRequest:
+    return SignalRequest(
         type="order.stuck_72h",
         dedup_key=f"order.stuck_72h:{visit.order_id}",
-        now=now,
         order_id=visit.order_id,
         details=_facts(visit),
         owner_person=visit.manager_telegram_id,
-        settings=services.settings,
-    )
-    await store.insert_violation(
-        conn, visit, kind="stuck_72h", due_at=visit.stuck_at, detected_at=now, signal_id=signal_id
     )
 
 
