@@ -17,7 +17,7 @@ from bot.config import Settings
 from domain.crisis import CrisisPolicy, crm_unreachable
 from domain.signals import ClearWhen
 from storage import crm
-from storage.clearing import live_dedup_keys
+from storage.signals import live_dedup_keys
 
 FAILING_SINCE = "health.sync_failing_since"  # a sync_cursors row: when the current outage began ("" none)
 SOURCES = ("managers", "order_status_events", "orders", "workspace")
@@ -60,6 +60,6 @@ async def record_sync_run(
         return
     from backbone.clearing import clear_by_dedup  # only when a signal is to be cleared
 
-    for key in live:
+    for key in (k for k in keys if k in live):
         facts = {"source": key.rpartition(":")[2]} if key != OUTAGE_KEY else {}
         await clear_by_dedup(conn, key, ClearWhen.NEXT_RUN_OK, now, settings, crisis, **facts)

@@ -43,17 +43,3 @@ async def orders_now(source: Source, order_ids: Collection[str]) -> dict[str, Or
         r["id"]: OrderNow(r["status"], parse_ts(r["status_since"]), parse_ts_opt(r["offered_at"]))
         for r in rows
     }
-
-
-async def live_dedup_keys(source: Source, keys: Collection[str]) -> list[str]:
-    """Which of `keys` name a live signal (in the order given)."""
-    if not keys:
-        return []
-    marks = ", ".join("?" for _ in keys)
-    rows = await _rows(
-        source,
-        f"SELECT dedup_key FROM ai_signals WHERE state <> 'resolved' AND dedup_key IN ({marks})",
-        tuple(keys),
-    )
-    live = {r["dedup_key"] for r in rows}
-    return [key for key in keys if key in live]
