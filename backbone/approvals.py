@@ -42,6 +42,11 @@ class Settled:
     told: frozenset[int] = field(default_factory=frozenset)
 
 
+def coded(code: Literal["approved", "rejected", "moot"], comment: str = "") -> str:
+    """A settled request's resolution: a code the texts translate, then the admin's own words if any."""
+    return f"{code}: {comment}" if comment else code
+
+
 Settler = Callable[[aiosqlite.Connection, Services, store.Decision, Verdict, datetime], Awaitable[Settled]]
 
 

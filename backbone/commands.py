@@ -14,6 +14,8 @@ import aiosqlite
 
 from backbone.approvals import Verdict, settle
 from backbone.decisions import actor_of, record_decision, settle_approval
+from backbone.handover import move_order
+from backbone.postmortems import ask_postmortem
 from backbone.signals import (
     Routing,
     change_signal,
@@ -201,6 +203,10 @@ async def _reassign(ctx: _Context, signal: Signal, command: SignalCommand) -> Ou
     if not manager["active"] or manager["telegram_id"] is None:
         return Outcome(signal, "manager_unreachable")
     person = int(manager["telegram_id"])
+    reason = command.comment or f"reassigned to {manager['id']}"
+    moved = signal.order_id is not None and await move_order(
+        ctx.conn, ctx.services, signal.order_id, manager["id"], actor=ctx.who, reason=reason, now=ctx.now
+    )
     updated = await change_signal(
         ctx.conn,
         signal,
@@ -220,10 +226,10 @@ async def _reassign(ctx: _Context, signal: Signal, command: SignalCommand) -> Ou
         ctx,
         signal,
         "reassign",
-        command.comment or f"reassigned to {manager['id']}",
-        {"manager_id": manager["id"], "telegram_id": person},
+        reason,
+        {"manager_id": manager["id"], "telegram_id": person, "order_moved": moved},
     )
-    return Outcome(updated)
+    return Outcome(updated, notes=["order_moved"] if moved else [])
 
 
 async def _escalate_cmd(ctx: _Context, signal: Signal, command: SignalCommand) -> Outcome:
@@ -294,19 +300,8 @@ async def _decide(
 
 
 async def _start_postmortem(ctx: _Context, signal: Signal) -> bool:
-    """Critical and high signals ask their resolver for a postmortem, privately, one question at a time."""
+    """Critical and high signals ask their resolver for a postmortem, privately, one question at a time (a
+    critical one tells the crisis chat too)."""
     if not (needs_postmortem(signal.severity) and signal.kind.postmortem):
         return False
-    if not await store.create_postmortem(
-        ctx.conn, signal_id=signal.id, author=ctx.actor.user_id, now=ctx.now
-    ):
-        return False
-    await put_rendered(
-        ctx.conn,
-        ctx.routing,
-        ctx.actor.user_id,
-        f"postmortem:{signal.id}:cause",
-        ctx.now,
-        lambda: (cards.postmortem_question("cause", signal), None),
-    )
-    return True
+    return await ask_postmortem(ctx.conn, ctx.routing, signal, ctx.actor.user_id, ctx.now)

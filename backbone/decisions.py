@@ -3,19 +3,20 @@ what and why, and later its observed effect.
 
 Automatic decisions are only the low-risk ones (a reminder, a reassignment after an accept timeout, an
 escalation); cancel, compensation and bulk reassignment are recorded as `pending_approval` and wait for an
-admin (`backbone.signals.request_approval`, `/decide ID approve|reject`). `sweep_effects` fills in the effect:
-whether the order moved on within the policy's `signals.effect_window_minutes` of the decision.
+admin (`backbone.signals.request_approval`, `/decide ID approve|reject`). `sweep_effects` fills in the effect
+each kind of decision expects (domain/effects.py).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import aiosqlite
 
+from backbone.effects import observe_effects
 from bot.logs import log_event
 from bot.services import Services
 from storage import signals as store
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 DecisionKind = Literal["auto", "human"]
 DecisionState = Literal["done", "pending_approval", "approved", "rejected"]
 SYSTEM = "system"
-_EFFECT_BATCH = 500
 
 
 def actor_of(user_id: int | None) -> str:
@@ -112,40 +112,10 @@ async def approved_requests(source: store.Source, signal_id: int) -> bool:
     return any(d.state == "approved" for d in await store.decisions_of_signal(source, signal_id))
 
 
-def _effect(
-    decision: store.Decision, change: store.StatusChange | None, now: datetime, window_minutes: int
-) -> dict[str, Any] | None:
-    window = timedelta(minutes=window_minutes)
-    if change is not None and change.at <= decision.created_at + window:
-        minutes = round((change.at - decision.created_at).total_seconds() / 60)
-        return {"moved_to": change.to_status, "minutes": minutes}
-    if now >= decision.created_at + window:
-        return {"moved_to": None, "minutes": window_minutes}
-    return None  # still inside the window and nothing happened yet
-
-
 async def sweep_effects(services: Services, now: datetime) -> int:
-    """Fill in the observed effect of decisions on orders whose window has passed or whose order moved on.
-
-    Returns how many were filled. Safe to repeat: an effect is written once (`effect IS NULL` guard).
-    """
-    effects: list[tuple[int, dict[str, Any]]] = []
-    for decision in await store.decisions_awaiting_effect(services.db, limit=_EFFECT_BATCH):
-        if decision.created_at > now:
-            break
-        assert decision.order_id is not None
-        change = await store.first_status_change_after(services.db, decision.order_id, decision.created_at)
-        effect = _effect(decision, change, now, services.policy.signals.effect_window_minutes)
-        if effect is not None:
-            effects.append((decision.id, effect))
-    if effects:
-        async with services.db.transaction() as conn:
-            for decision_id, effect in effects:
-                await store.set_effect(conn, decision_id, effect, now)
-    filled = len(effects)
-    if filled:
-        log_event(log, "decision.effects", filled=filled)
-    return filled
+    """Fill in the observed effect of decisions whose expected effect is known or whose window has passed
+    (backbone/effects.py, domain/effects.py). Safe to repeat: an effect is written once."""
+    return await observe_effects(services, now)
 
 
 async def decision_page(

@@ -44,7 +44,7 @@ from keyboards import arbitration as arbitration_texts
 from keyboards import signals as cards
 from storage import signals as store
 from storage.messages import TextMessage, put_message, put_messages
-from storage.people import chat_language
+from storage.people import chat_language, manager_by_id
 
 log = logging.getLogger(__name__)
 
@@ -423,7 +423,8 @@ async def request_approval(
     signal_id = await raise_signal(
         conn,
         type=signal_type,
-        dedup_key=f"approval:{action}:{order_id or reason}",
+        # One live request per action and subject: the order, else what details["subject"] names (a manager).
+        dedup_key=f"approval:{action}:{order_id or (details or {}).get('subject') or reason}",
         now=now,
         order_id=order_id,
         details=facts,
@@ -483,10 +484,7 @@ async def resolve_signal(
         snoozed_until=None,
         still_on_it_asked_at=None,
     )
-    people = {int(signal.raised_by)} if signal.raised_by.isdigit() else set()
-    for decision in await store.decisions_of_signal(conn, signal.id):
-        if decision.action == "escalate" and decision.actor.isdigit():
-            people.add(int(decision.actor))
+    people = await _involved(conn, signal)
     people.discard(by or 0)
     people.difference_update(told)
     names = await store.person_names(conn, [by])
@@ -502,6 +500,29 @@ async def resolve_signal(
     log_event(log, "signal.resolved", id=signal.id, by=by, notified=len(people))
     await _resume_parked(conn, updated, routing, now)
     return updated
+
+
+_INVOLVING_ACTIONS = frozenset({"escalate", "ack", "snooze", "still_on_it"})
+
+
+async def _involved(conn: aiosqlite.Connection, signal: Signal) -> set[int]:
+    """Who hears that a signal was resolved: whoever raised it (a person, or a manager by their CRM id),
+    acknowledged, snoozed or escalated it, and the manager whose order it is about."""
+    people: set[int] = set()
+    raisers = [signal.raised_by, str(signal.details.get("manager_id") or "")]
+    for raiser in raisers:
+        if raiser.isdigit():
+            people.add(int(raiser))
+        elif raiser:
+            manager = await manager_by_id(conn, raiser)
+            if manager is not None and manager["telegram_id"] is not None:
+                people.add(int(manager["telegram_id"]))
+    if signal.acked_by is not None:
+        people.add(signal.acked_by)
+    for decision in await store.decisions_of_signal(conn, signal.id):
+        if decision.action in _INVOLVING_ACTIONS and decision.actor.isdigit():
+            people.add(int(decision.actor))
+    return people
 
 
 async def escalate(

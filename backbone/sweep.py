@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 import aiosqlite
 
+from backbone.clearing import sweep_cleared
+from backbone.crisis import sweep_crisis_conditions
 from backbone.decisions import SYSTEM, record_decision
 from backbone.signals import Routing, change_signal, escalate, put_rendered, raise_signal, reopen, still_ref
 from bot.logs import log_event
@@ -25,6 +27,8 @@ _SWEEP_BATCH = 500
 
 @dataclass
 class SignalSweepReport:
+    cleared: int = 0
+    crises: int = 0
     routed: int = 0
     escalated: int = 0
     asked: int = 0
@@ -47,6 +51,9 @@ async def sweep_signals(services: Services, now: datetime) -> SignalSweepReport:
     routing = Routing.from_settings(services.settings)
     report = SignalSweepReport()
     db = services.db
+    # First what cleared by itself (issue 12): a resolved signal neither climbs nor asks "still on it?".
+    report.cleared = await sweep_cleared(services, now)
+    report.crises = await sweep_crisis_conditions(services, now)
     for unrouted in await store.unrouted_signals(db, _SWEEP_BATCH):
         chats = chats_for(unrouted.severity, unrouted.level, unrouted.owner_person, routing.contacts)
         if chats:

@@ -291,9 +291,9 @@ class BikeWerkClient:
     # --- writes ---------------------------------------------------------------------------------------------
 
     async def write(self, kind: str, order_id: str, payload: dict[str, Any], *, idempotency_key: str) -> Any:
-        """POST an assign or status write (`kind`) for an order under its idempotency key; returns the CRM's
-        JSON answer (None if it sent none: for a write only the status counts)."""
-        if kind not in ("assign", "status"):
+        """POST an assign, status or compensation write (`kind`) for an order under its idempotency key;
+        returns the CRM's JSON answer (None if it sent none: for a write only the status counts)."""
+        if kind not in ("assign", "status", "compensation"):
             raise ValueError(f"unknown CRM write {kind!r}")
         raw = await self.send(
             "POST",

@@ -26,6 +26,8 @@ Writes (an `Idempotency-Key` header is required; one key always gets the same an
 - `POST /api/crm/orders/{id}/assign` with `{"manager_id": ...}`.
 - `POST /api/crm/orders/{id}/status` with `{"status": canonical name, "actor": ..., "at": ISO}`, plus
   `"reason"` (a cancellation) and `"tracking_number"` (shipped) when there is one.
+- `POST /api/crm/orders/{id}/compensation` with `{"amount_eur": "12.50", "reason": ..., "approved_by": ...}`:
+  a compensation an admin approved (issue 12); allowed on closed orders too (it often follows a delivery).
 Answers: 2xx applied (or applied before under that key); 409 a request with that key is still in progress;
 422 the CRM refuses the change (unknown manager or status, an order in a final status, a key reused with
 another body); 404 unknown order; 429 and 5xx: try again later.
@@ -45,6 +47,7 @@ import dataclasses
 import json
 from abc import ABC, abstractmethod
 from dataclasses import field
+from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -298,6 +301,12 @@ class Page(Generic[M]):
 
 class AssignWrite(_Body):
     manager_id: RecordId
+
+
+class CompensationWrite(_Body):
+    amount_eur: Annotated[Decimal, Field(gt=0, max_digits=10, decimal_places=2)]
+    reason: Text
+    approved_by: Name
 
 
 class StatusWrite(_Body):

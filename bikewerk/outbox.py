@@ -30,20 +30,22 @@ from typing import Any, Literal
 import aiosqlite
 from pydantic import ValidationError
 
+from backbone.clearing import clear_by_dedup
 from backbone.signals import raise_signal
 from bikewerk.client import BikeWerkClient, BikeWerkError, BikeWerkHTTPError, BikeWerkUnavailable
-from bikewerk.contract import AssignWrite, StatusWrite, describe
+from bikewerk.contract import AssignWrite, CompensationWrite, StatusWrite, describe
 from bot.clock import Clock
 from bot.config import Settings
 from bot.logs import log_event
 from domain.policy import Policy
+from domain.signals import ClearWhen
 from domain.statuses import Status
 from storage import crm
 from storage.db import Database
 
 log = logging.getLogger(__name__)
 
-WriteKind = Literal["assign", "status"]
+WriteKind = Literal["assign", "status", "compensation"]
 
 _TRANSIENT_STATUSES = frozenset({408, 409})  # the client already retried 429 and 5xx
 
@@ -103,8 +105,10 @@ def _body(kind: WriteKind, order_id: str, payload: dict[str, Any], idempotency_k
             write = StatusWrite.model_validate(payload)
             Status(write.status)  # the CRM takes canonical names
             body = write.model_dump(mode="json", exclude_none=True)
+        elif kind == "compensation":
+            body = CompensationWrite.model_validate(payload).model_dump(mode="json")
         else:
-            raise ValueError(f"unknown CRM write {kind!r}; expected assign or status")
+            raise ValueError(f"unknown CRM write {kind!r}; expected assign, status or compensation")
     except ValidationError as exc:
         raise ValueError(f"CRM {kind} write for order {order_id}: {describe(exc)}") from None
     if not idempotency_key.strip():
@@ -187,6 +191,14 @@ class CrmOutboxWorker:
         now = self.clock.now()
         async with self.db.transaction() as conn:
             await crm.mark_write_acked(conn, row.id, now)
+            # A write the CRM refused before went through: its signal's problem is gone.
+            await clear_by_dedup(
+                conn,
+                f"sync.contract_violation:crm_write:{row.idempotency_key}",
+                ClearWhen.NEXT_RUN_OK,
+                now,
+                self.settings,
+            )
         log_event(
             log, "crm_outbox.acked", id=row.id, kind=row.kind, order=row.order_id, attempts=row.attempts + 1
         )

@@ -29,7 +29,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,12 +41,14 @@ from bikewerk import contract
 from bikewerk.client import BikeWerkClient, BikeWerkContractError, BikeWerkError, BikeWerkHTTPError
 from bikewerk.contract import Page, Rejected
 from bikewerk.leads import iter_leads, lead_row
+from bikewerk.mapping import lists as money_lists
+from bikewerk.mapping import manager, mirror, telegram_claims
+from bikewerk.sync_health import SOURCES, record_sync_run
 from bot.clock import Clock
 from bot.config import Settings
 from bot.logs import log_event
 from circles.governance.sanctions import Screener, screen_orders
 from domain.calendar import WorkingCalendar
-from domain.models import Manager
 from domain.policy import Policy
 from domain.sla import VisitDeadlines, plan_visit
 from domain.statuses import OPEN_STATUSES, Status, StatusMap, UnknownStatus
@@ -156,11 +158,12 @@ class Syncer:
         self._known_statuses: dict[str, Status] = {}
         self._lock = asyncio.Lock()
         self.screener = Screener()  # the sanctions list's name index, rebuilt when a new list is in force
+        self._dirty: set[str] = set()  # sources that kept records aside in the current run
 
     async def sync_once(self) -> SyncReport:
         async with self._lock:
             report = SyncReport(started_at=self.clock.now())
-            await self._run_stages(
+            reached = await self._run_stages(
                 report,
                 ("managers", self._sync_managers),
                 ("order_status_events", self._sync_events),
@@ -169,6 +172,7 @@ class Syncer:
                 ("workspace", self._snapshot_workspace),
             )
             await self._record_run(report)
+            await self._record_health(reached, () if report.error else set(SOURCES) - self._dirty)
             log_event(
                 log,
                 "sync.finished" if report.ok else "sync.failed",
@@ -228,8 +232,11 @@ class Syncer:
 
     async def _run_stages(
         self, report: SyncReport, *stages: tuple[crm.ViolationSource, Callable[[SyncReport], Awaitable[None]]]
-    ) -> None:
-        """Run the stages in order; the first failure ends the run (what was stored before stays)."""
+    ) -> bool:
+        """Run the stages in order; the first failure ends the run (what was stored before stays). False when
+        the CRM could not be reached."""
+        self._dirty = set()
+        reached = True
         for source, stage in stages:
             try:
                 await stage(report)
@@ -240,8 +247,10 @@ class Syncer:
                 break
             except BikeWerkError as exc:
                 report.error = str(exc)
+                reached = False
                 break
         report.finished_at = self.clock.now()
+        return reached
 
     async def _store_pushed_order(self, order_id: str, report: SyncReport) -> None:
         try:
@@ -288,8 +297,8 @@ class Syncer:
         now = self.clock.now()
         async with self.db.transaction() as conn:
             stored = await crm.manager_telegram_ids(conn)
-            accepted, claims = _telegram_claims(latest.values(), stored)
-            await crm.upsert_managers(conn, [_manager(m) for m in accepted], now)
+            accepted, claims = telegram_claims(latest.values(), stored)
+            await crm.upsert_managers(conn, [manager(m) for m in accepted], now)
             raised = await self._keep_aside(conn, "managers", [*page.rejected, *claims], now, report)
         report.managers += len(accepted)
         report.pages += 1
@@ -376,8 +385,8 @@ class Syncer:
                 continue
             # The CRM's manager fills in ours (when we have none) only for an order someone took on.
             taken = o.manager_id in known_managers and status is not Status.PENDING_MANAGER
-            rows.append(_mirror(o, status, o.manager_id if taken else None))
-            lists[o.id] = _lists(o)
+            rows.append(mirror(o, status, o.manager_id if taken else None))
+            lists[o.id] = money_lists(o)
         return _Chunk(rows, rejected, page.received, page.position, lists=lists)
 
     async def _store_orders(
@@ -551,6 +560,7 @@ class Syncer:
         """Store rejected records with their reasons and raise (or repeat) the source's signal."""
         if not rejected:
             return False
+        self._dirty.add(source)
         await crm.add_violations(
             conn, source, [crm.Violation(r.record_id, r.reason, r.raw) for r in rejected], now
         )
@@ -594,85 +604,20 @@ class Syncer:
             raised = await self._keep_aside(conn, source, [Rejected(None, str(exc), "")], now, report)
         self._after_commit(raised)
 
+    async def _record_health(self, reached: bool, clean: Collection[str]) -> None:
+        """Clear what this run proved fixed, or track the CRM outage (bikewerk/sync_health.py)."""
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            await record_sync_run(
+                conn,
+                reached_crm=reached,
+                clean_sources=clean,
+                now=now,
+                settings=self.settings,
+                crisis=self.policy.crisis,
+            )
+        self._wake()
+
     def _after_commit(self, raised: bool) -> None:
         if raised:
             self._wake()
-
-
-def _telegram_claims(
-    managers: Iterable[contract.Manager], stored: dict[str, int | None]
-) -> tuple[list[contract.Manager], list[Rejected]]:
-    """Split managers into the ones to store and the ones claiming a Telegram id another manager has (or
-    claims in the same list): a Telegram id identifies one person, so no new claim on it is taken."""
-    managers = list(managers)
-    final = dict(stored)
-    for m in managers:
-        if m.telegram_id is not None:
-            final[m.id] = m.telegram_id
-    holders: dict[int, list[str]] = {}
-    for manager_id, telegram_id in final.items():
-        if telegram_id is not None:
-            holders.setdefault(telegram_id, []).append(manager_id)
-    accepted: list[contract.Manager] = []
-    rejected: list[Rejected] = []
-    for m in managers:
-        others = [h for h in holders.get(m.telegram_id, []) if h != m.id] if m.telegram_id is not None else []
-        if others and m.telegram_id != stored.get(m.id):
-            reason = f"telegram_id {m.telegram_id} also belongs to manager {', '.join(sorted(others))}"
-            rejected.append(Rejected.of(contract.as_json(m), reason))
-        else:
-            accepted.append(m)
-    return accepted, rejected
-
-
-def _manager(m: contract.Manager) -> Manager:
-    return Manager(
-        id=m.id,
-        name=m.name,
-        telegram_id=m.telegram_id,
-        active=m.active,
-        capacity=m.capacity,
-        timezone=m.timezone,
-    )
-
-
-def _mirror(o: contract.Order, status: Status, manager: str | None) -> crm.MirrorOrder:
-    return crm.MirrorOrder(
-        id=o.id,
-        status=status,
-        crm_status=o.status,
-        created_at=o.created_at,
-        updated_at=o.updated_at,
-        status_since=o.updated_at,
-        client_name=o.client.name,
-        client_city=o.client.city,
-        bike_brand=o.bike.brand,
-        bike_model=o.bike.model,
-        price_eur=o.bike.price_eur,
-        is_ebike=o.bike.is_ebike,
-        seller=o.seller,
-        crm_manager_id=o.manager_id,
-        assigned_manager_id=manager,
-        sale_eur=o.prices.sale_eur,
-        purchase_eur=o.prices.purchase_eur,
-        shipping_eur=o.prices.shipping_eur,
-        fees_eur=o.prices.fees_eur,
-        channel=o.channel,
-        client_country=o.client.country,
-        seller_country=o.seller_country,
-    )
-
-
-def _lists(o: contract.Order) -> OrderLists:
-    return OrderLists(
-        [(c.id, c.amount_eur, c.reason, ts(c.at)) for c in o.compensations],
-        [(d.id, ts(d.opened_at), ts_opt(d.closed_at), d.outcome) for d in o.disputes],
-        [(p.id, p.amount_eur, p.kind, ts(p.at)) for p in o.payments],
-    )
-
-
-def ts_opt(instant: datetime | None) -> str | None:
-    return None if instant is None else ts(instant)
-
-
-# --- main.py sync -----------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from bot.roles import Caller, configured_groups, resolve_roles
 from bot.sender import record_chat_blocked, record_chat_unblocked
 from bot.services import Services
 from keyboards.common import stranger_text
+from storage.awaiting import awaited
 from storage.people import Person, current_chat_id, lookup_person, record_chat_migration, touch_user
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ class CallerMiddleware(BaseMiddleware):
             await self._refuse(event, in_private, caller.lang)
             return None
         data["caller"] = caller
+        # One lookup per private message: what its free text (or file) answers, for every router's filters.
+        data["awaited"] = await awaited(services.db, user.id) if in_private and event.message else None
         return await handler(event, data)
 
     async def _record(self, services: Services, user: User, person: Person) -> None:

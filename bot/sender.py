@@ -46,17 +46,18 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
 
-from backbone.signals import Routing, raise_signal, resolve_signal
+from backbone.clearing import clear_by_dedup
+from backbone.signals import raise_signal
 from bot.clock import Clock
 from bot.config import Settings
 from bot.limits import CAPTION_LIMIT, RESERVED_CHAT, RateLimiter, SendLimits, split_text, utf16_len
 from bot.logs import log_event
 from domain.policy import Policy
+from domain.signals import ClearWhen
 from storage import messages as outbox
 from storage.db import Database
 from storage.people import current_chat_id, is_chat_blocked, mark_chat_blocked, mark_chat_unblocked
 from storage.people import record_chat_migration as store_chat_migration
-from storage.signals import live_signal_by_dedup
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +106,7 @@ async def record_chat_unblocked(
     if not await mark_chat_unblocked(conn, chat_id):
         return False
     await outbox.revive_chat_messages(conn, chat_id, now=now)
-    signal = await live_signal_by_dedup(conn, f"telegram.chat_blocked:{chat_id}")
-    if signal is not None:
-        await resolve_signal(
-            conn,
-            signal,
-            Routing.from_settings(settings),
-            now,
-            by=None,
-            resolution="the chat unblocked the bot",
-        )
+    await clear_by_dedup(conn, f"telegram.chat_blocked:{chat_id}", ClearWhen.CHAT_UNBLOCKED, now, settings)
     return True
 
 

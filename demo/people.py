@@ -37,6 +37,15 @@ _POSTMORTEM_ANSWERS = {
     "3": "The order was accepted within minutes after that.",
     "4": "Managers on leave or busy set /shift off, so cards skip them.",
 }
+# A crisis's postmortem (the lead resolves the crisis a manager raised by hand, issue 12).
+_CRISIS_ANSWERS = {
+    "1": "The CRM's database ran out of disk space; the API answered with errors.",
+    "2": "The hosting restarted the database on a bigger disk; managers kept working in the bot meanwhile.",
+    "3": "New orders were late by about an hour; the bot's writes waited in the outbox and went through.",
+    "4": "A disk-space alert at 80 % on the CRM's database, and the crisis playbook checked monthly.",
+}
+_CRISIS_RESOLUTION = "resolve the CRM answers again after the hosting restarted its database"
+_CAUGHT_UP = "resolve the team caught up with the waiting orders"
 _PHOTO_ITEMS = frozenset({1, BATTERY_REPORT_ITEM, 28})  # photos for 1 and 28; the battery report on e-bikes
 
 
@@ -394,9 +403,45 @@ class People:
 
     # --- the lead and the admin ---------------------------------------------------------------------
 
+    def raise_crisis(self, person: Person, text: str, now: datetime, after_minutes: float) -> None:
+        """`person` raises a crisis by hand (`/crisis TEXT`) after `after_minutes` working minutes."""
+        self._schedule(person, person.user_id, "text", f"/crisis {text}", now, after_minutes)
+
+    def _answer_postmortem(self, person: Person, chat_id: int, message: BotMessage, now: datetime) -> bool:
+        """A postmortem question in the person's private chat: answer it (True), once per question."""
+        text = message.text or ""
+        step = _POSTMORTEM_STEP.search(text)
+        key = (person.user_id, str(message.message_id), "pm")
+        if chat_id != person.user_id or step is None or key in self._signals:
+            return False
+        self._signals.add(key)
+        self.stats.postmortem_answers += 1
+        answers = _CRISIS_ANSWERS if "raised by hand" in text else _POSTMORTEM_ANSWERS
+        self._schedule(person, chat_id, "text", answers[step.group(1)], now, self._minutes(4))
+        return True
+
     def _as_lead(self, person: Person, chat_id: int, message: BotMessage, now: datetime) -> None:
-        """Acknowledge every ping, and answer "still on it?" about the ones already acknowledged."""
-        for data in _buttons(message):
+        """Acknowledge every ping, answer "still on it?" about the ones already acknowledged, resolve a crisis
+        once it is acknowledged (and write its postmortem)."""
+        if self._answer_postmortem(person, chat_id, message, now):
+            return
+        buttons = _buttons(message)
+        crisis = "🔴" in (message.text or "") and chat_id < 0
+        for data in buttons:
+            parts = data.split(":")
+            if (
+                crisis
+                and parts[0] == "sg"
+                and parts[2] == "rs"
+                and _find(buttons, "sg", parts[1], "ak") is None
+                and (person.user_id, parts[1], "decide") not in self._signals
+            ):
+                self._signals.add((person.user_id, parts[1], "decide"))
+                self.stats.decisions += 1
+                why = _CRISIS_RESOLUTION if "raised by hand" in (message.text or "") else _CAUGHT_UP
+                words = f"/decide {parts[1]} {why}"
+                self._schedule(person, person.user_id, "text", words, now, self._minutes(25))
+        for data in buttons:
             parts = data.split(":")
             if parts[0] != "sg" or parts[2] not in ("ak", "ok"):
                 continue
@@ -407,16 +452,7 @@ class People:
                 self._schedule(person, chat_id, "press", data, now, self._minutes(8), message.message_id)
 
     def _as_admin(self, person: Person, chat_id: int, message: BotMessage, now: datetime) -> None:
-        text = message.text or ""
-        step = _POSTMORTEM_STEP.search(text)
-        if (
-            chat_id == person.user_id
-            and step
-            and (person.user_id, str(message.message_id), "pm") not in self._signals
-        ):
-            self._signals.add((person.user_id, str(message.message_id), "pm"))
-            self.stats.postmortem_answers += 1
-            self._schedule(person, chat_id, "text", _POSTMORTEM_ANSWERS[step.group(1)], now, self._minutes(4))
+        if self._answer_postmortem(person, chat_id, message, now):
             return
         buttons = _buttons(message)
         for data in buttons:

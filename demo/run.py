@@ -38,11 +38,14 @@ import aiohttp
 from apscheduler.job import Job
 from apscheduler.triggers.interval import IntervalTrigger
 
+from backbone.clearing import cleared_but_open
+from backbone.sweep import sweep_signals
 from bikewerk.push import PUSH_PATH
 from bot.app import BotApp
 from bot.clock import SystemClock
 from bot.config import Settings, load_settings
 from bot.logs import JsonFormatter, log_event
+from bot.services import Services
 from circles.sales_ops.digests import send_owner_digest
 from circles.sales_ops.kpi import compute_kpis
 from demo import report
@@ -68,6 +71,7 @@ TIMEZONE = "Europe/Berlin"
 ADMIN, OWNER, LEAD = 100, 200, 301
 LEADS_CHAT, CRISIS_CHAT, ADMIN_CHAT = -1001, -1002, -1003
 REPORT_NAME = "report.html"
+CRISIS_TEXT = "The CRM shows no new orders since 11:00 and the API answers with errors"
 DATABASE_NAME = "demo.db"
 
 
@@ -391,7 +395,7 @@ class Demo:
             for m, habit in zip(managers, TEAM_HABITS, strict=False)
         ]
         people += [
-            Person(LEAD, "Lena Hoffmann", "lead", (LEADS_CHAT, LEAD)),
+            Person(LEAD, "Lena Hoffmann", "lead", (LEADS_CHAT, CRISIS_CHAT, LEAD)),
             Person(ADMIN, "Alex Braun", "admin", (ADMIN, ADMIN_CHAT, LEADS_CHAT)),
             Person(OWNER, "Olga Sokolova", "owner", (OWNER,)),
         ]
@@ -431,6 +435,9 @@ class Demo:
         )
         arrivals = _order_times(calendar, first_open, end, self.rng)
         people.start_everyone(now)
+        # The crisis protocol, by hand (issue 12): two working hours in, a manager raises a crisis; the lead
+        # acknowledges it in the crisis chat, resolves it and writes the postmortem the crisis chat asks for.
+        people.raise_crisis(persons[0], CRISIS_TEXT, now, after_minutes=150)
         while (now := clock.now()) < end:
             while arrivals and arrivals[0] <= now:
                 arrivals.pop(0)
@@ -525,6 +532,12 @@ class Demo:
         rows = kpi_rows(kpis)
         terminal.block("KPIs over the last 24 h", report.text_table(["KPI", "value"], rows))
         self.result.report = self._write_report(people, rows, digest_text, terminal)
+        # What changed in the very last tick (an offer made after that minute's sweep) gets its sweep first:
+        # the promise is "resolved within one sweep", and that is what is checked.
+        await sweep_signals(services, clock.now())
+        signals_text, stale = await _signals_check(services, clock.now())
+        terminal.block("signals at the end", signals_text)
+        self.result.problems += stale
         verdict = "every order is consistent" if not self.result.problems else "\n".join(self.result.problems)
         terminal.block(f"consistency of {len(self.result.orders)} orders", verdict)
         if self.result.failed_jobs:
@@ -569,6 +582,34 @@ class Demo:
         ]
         sections += [report.Text(consistency), report.Text(terminal.lines, preformatted=True)]
         return report.write(self.out / REPORT_NAME, "BikeWerk operations bot: demo run", sections)
+
+
+async def _signals_check(services: Services, now: datetime) -> tuple[str, list[str]]:
+    """Open signals by type, every crisis with its outcome, and the open signals whose condition has cleared
+    (there must be none: the escalation sweep resolves them within a minute)."""
+    stale = [
+        f"signal #{signal.id} ({signal.type}) is open although {cleared.code} at {cleared.at:%H:%M}"
+        for signal, cleared in await cleared_but_open(services, now)
+    ]
+    rows = await services.db.fetchall(
+        "SELECT type, COUNT(*) AS n FROM ai_signals WHERE state <> 'resolved' GROUP BY type ORDER BY type"
+    )
+    lines = ["open: " + (", ".join(f"{r['type']} {r['n']}" for r in rows) or "none")]
+    crises = await services.db.fetchall(
+        """
+        SELECT s.id, s.type, s.state, s.raised_by, p.step FROM ai_signals s
+        LEFT JOIN postmortems p ON p.signal_id = s.id WHERE s.severity = 'critical' ORDER BY s.id
+        """
+    )
+    for c in crises:
+        postmortem = (
+            "postmortem written" if c["step"] == "done" else f"postmortem: {c['step'] or 'not asked'}"
+        )
+        lines.append(
+            f"critical #{c['id']} {c['type']} raised by {c['raised_by']}: {c['state']}, {postmortem}"
+        )
+    lines.append(f"open although their condition has cleared: {len(stale)}")
+    return "\n".join(lines), stale
 
 
 def _digest(messages: Sequence[BotMessage]) -> list[BotMessage]:

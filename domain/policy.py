@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from domain.autopilot import AutopilotPolicy
 from domain.calendar import WorkingCalendar
+from domain.crisis import CrisisPolicy
 from domain.statuses import OPEN_STATUSES, STATUS_ORDER, Status
 
 Clock = Literal["working", "calendar"]
@@ -211,6 +212,7 @@ class Policy(_Model):
     reliability: ReliabilityPolicy
     revenue: RevenuePolicy
     autopilot: AutopilotPolicy  # [autopilot] (issue 18)
+    crisis: CrisisPolicy  # domain/crisis.py
 
     @field_validator("budgets")
     @classmethod

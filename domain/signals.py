@@ -54,6 +54,16 @@ class Level(IntEnum):
     OWNER = 2
 
 
+class ClearWhen(StrEnum):
+    """What tells the backbone that a signal's condition has cleared (stored as the resolution's code)."""
+
+    ORDER_LEFT_STATUS = "order_left_status"  # sla.breach: the order left the breached status
+    ORDER_OFFERED = "order_offered"  # order.unassigned: a manager was offered (or took) the order
+    ORDER_MOVED = "order_moved"  # stuck / no progress: the order entered another status since
+    NEXT_RUN_OK = "next_run_ok"  # sync or CRM write problems: the next run of the same source succeeded
+    CHAT_UNBLOCKED = "chat_unblocked"  # telegram.chat_blocked: the person unblocked the bot
+
+
 @dataclass(frozen=True)
 class SignalType:
     code: str
@@ -65,6 +75,9 @@ class SignalType:
     needs_decision: bool  # a human must approve or reject (Approve / Reject buttons)
     asks_for: str  # the action the signal asks for; arbitration compares these
     postmortem: bool = True  # critical/high ones ask their resolver for a postmortem (see needs_postmortem)
+    # When the condition behind the signal has cleared: the backbone then resolves it by itself
+    # (backbone/clearing.py). None: only a person resolves it.
+    clears_when: ClearWhen | None = None
 
 
 # The one dictionary of signal types. Reminders at 80 % of a budget are not signals: they are notifications
@@ -76,11 +89,43 @@ SIGNAL_TYPES: dict[str, SignalType] = {
         # A compliance hold on an order (issue 18; governance's own checks raise their types through it or
         # next to it): nothing moves the order until it is cleared, so SLA pushes on the order are parked.
         SignalType("compliance.hold", Circle.COMPLIANCE, "high", Priority.COMPLIANCE, False, "hold"),
-        SignalType("sla.breach", Circle.SALES_OPS, "high", Priority.SLA_SPEED, False, "expedite"),
-        SignalType("order.stuck_72h", Circle.SALES_OPS, "high", Priority.SLA_SPEED, False, "unstick"),
-        SignalType("order.unassigned", Circle.SALES_OPS, "high", Priority.SLA_SPEED, False, "assign"),
+        SignalType(
+            "sla.breach",
+            Circle.SALES_OPS,
+            "high",
+            Priority.SLA_SPEED,
+            False,
+            "expedite",
+            clears_when=ClearWhen.ORDER_LEFT_STATUS,
+        ),
+        SignalType(
+            "order.stuck_72h",
+            Circle.SALES_OPS,
+            "high",
+            Priority.SLA_SPEED,
+            False,
+            "unstick",
+            clears_when=ClearWhen.ORDER_MOVED,
+        ),
+        SignalType(
+            "order.unassigned",
+            Circle.SALES_OPS,
+            "high",
+            Priority.SLA_SPEED,
+            False,
+            "assign",
+            clears_when=ClearWhen.ORDER_OFFERED,
+        ),
         SignalType("order.accept_timeout", Circle.SALES_OPS, "medium", Priority.SLA_SPEED, False, "reassign"),
-        SignalType("order.no_progress", Circle.SALES_OPS, "medium", Priority.SLA_SPEED, False, "expedite"),
+        SignalType(
+            "order.no_progress",
+            Circle.SALES_OPS,
+            "medium",
+            Priority.SLA_SPEED,
+            False,
+            "expedite",
+            clears_when=ClearWhen.ORDER_MOVED,
+        ),
         SignalType(
             "quality.severe_defect", Circle.QUALITY, "high", Priority.CLIENT_MONEY, False, "renegotiate"
         ),
@@ -111,10 +156,22 @@ SIGNAL_TYPES: dict[str, SignalType] = {
             "sales_ops.manager_slipping", Circle.SALES_OPS, "medium", Priority.SLA_SPEED, False, "coach"
         ),
         SignalType(
-            "sync.contract_violation", Circle.PLATFORM, "medium", Priority.SLA_SPEED, False, "fix_data"
+            "sync.contract_violation",
+            Circle.PLATFORM,
+            "medium",
+            Priority.SLA_SPEED,
+            False,
+            "fix_data",
+            clears_when=ClearWhen.NEXT_RUN_OK,
         ),
         SignalType(
-            "telegram.chat_blocked", Circle.PLATFORM, "low", Priority.SLA_SPEED, False, "restore_contact"
+            "telegram.chat_blocked",
+            Circle.PLATFORM,
+            "low",
+            Priority.SLA_SPEED,
+            False,
+            "restore_contact",
+            clears_when=ClearWhen.CHAT_UNBLOCKED,
         ),
         SignalType(
             "postmortem.missing", Circle.COMPLIANCE, "medium", Priority.COMPLIANCE, False, "postmortem"
@@ -153,6 +210,19 @@ SIGNAL_TYPES: dict[str, SignalType] = {
             "revenue.channel_conversion", Circle.GROWTH, "medium", Priority.GROWTH, False, "investigate"
         ),
         SignalType("revenue.stage_drop_off", Circle.GROWTH, "medium", Priority.GROWTH, False, "investigate"),
+        # The crisis protocol (domain/crisis.py): raised by hand (/crisis) or by agents on policy conditions.
+        SignalType("crisis.manual", Circle.SALES_OPS, "critical", Priority.CLIENT_MONEY, False, "respond"),
+        SignalType("crisis.breach_storm", Circle.SALES_OPS, "critical", Priority.SLA_SPEED, False, "respond"),
+        SignalType(
+            "crisis.crm_unreachable",
+            Circle.PLATFORM,
+            "critical",
+            Priority.SLA_SPEED,
+            False,
+            "respond",
+            clears_when=ClearWhen.NEXT_RUN_OK,
+        ),
+        SignalType("crisis.paid_defect", Circle.QUALITY, "critical", Priority.CLIENT_MONEY, False, "respond"),
         # details["action"] names what waits for approval: cancel | compensation | bulk_reassign.
         SignalType(
             "decision.approval_needed",
@@ -255,6 +325,7 @@ class Ladder:
     snooze_short_hours: int
     snooze_long_hours: int
     still_on_it_reply_minutes: int
+    postmortem_due_hours: int
 
     @classmethod
     def of(cls, policy: SignalsPolicy) -> Ladder:
@@ -265,6 +336,7 @@ class Ladder:
             snooze_short_hours=policy.snooze_short_hours,
             snooze_long_hours=policy.snooze_long_hours,
             still_on_it_reply_minutes=policy.still_on_it_reply_minutes,
+            postmortem_due_hours=policy.postmortem_due_hours,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -275,6 +347,7 @@ class Ladder:
             "snooze_short_hours": self.snooze_short_hours,
             "snooze_long_hours": self.snooze_long_hours,
             "still_on_it_reply_minutes": self.still_on_it_reply_minutes,
+            "postmortem_due_hours": self.postmortem_due_hours,
         }
 
     @classmethod
@@ -286,6 +359,8 @@ class Ladder:
             snooze_short_hours=int(data["snooze_short_hours"]),
             snooze_long_hours=int(data["snooze_long_hours"]),
             still_on_it_reply_minutes=int(data["still_on_it_reply_minutes"]),
+            # Ladders frozen before the postmortem due time was frozen too: the 24 h written in code then.
+            postmortem_due_hours=int(data.get("postmortem_due_hours", 24)),
         )
 
     def snooze_hours(self, action: DecideAction) -> int | None:
@@ -371,9 +446,8 @@ class Contacts:
 
 def initial_level(severity: str, owner_person: int | None) -> Level:
     """low/medium go to the owner person when there is one, else to the leads; high to the leads; critical to
-    the crisis chat and the owner (the top of the ladder)."""
-    if severity == "critical":
-        return Level.OWNER
+    the crisis chat and the owner (see chats_for) with a lead owning it, so that 15 minutes without an
+    acknowledgement still climb: to the owner, and the admins are called in."""
     if severity in ("low", "medium") and owner_person is not None:
         return Level.MANAGER
     return Level.LEAD
@@ -382,6 +456,11 @@ def initial_level(severity: str, owner_person: int | None) -> Level:
 def chats_for(severity: str, level: Level, owner_person: int | None, contacts: Contacts) -> list[int]:
     """The chats a signal at `level` is pinged in, without duplicates, in a stable order."""
     chats: list[int] = []
+    if severity == "critical":  # the crisis protocol: the crisis chat and the owner at every rung
+        chats += contacts.crisis() + contacts.owner()
+        if level is Level.OWNER:
+            chats += contacts.admins()
+        return list(dict.fromkeys(chats))
     if level is Level.MANAGER and owner_person is not None:
         chats.append(owner_person)
     if level is Level.LEAD:

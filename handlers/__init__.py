@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, checklist, circles, common, digest, manager, panel, risk_circles, signals
+from handlers import (
+    admin,
+    checklist,
+    circles,
+    common,
+    crisis,
+    digest,
+    manager,
+    panel,
+    reassign,
+    risk_circles,
+    signals,
+)
 
 
 def routers() -> list[Router]:
     return [
         common.router(),
         # Each audience's router goes here, one line each (`module.router(),`), above the fallback.
+        crisis.router(),
+        reassign.router(),
         manager.router(),
         checklist.router(),
         signals.router(),

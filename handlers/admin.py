@@ -26,7 +26,9 @@ from circles.sales_ops.dispatcher import managers_overview
 from domain.signals import SignalFilter
 from handlers.signals import actor_of_caller
 from keyboards import signals as cards
+from keyboards.managers import managers_table
 from keyboards.signal_input import ParseError, parse_decide, parse_signal_filter, parse_signal_id
+from storage.awaiting import Awaited
 
 PER_PAGE = 10
 
@@ -182,7 +184,7 @@ async def cmd_managers(message: Message, services: Services, caller: Caller) -> 
         await message.answer(cards.staff_only_text("/managers"))
         return
     rows = await managers_overview(services, services.clock.now())
-    await message.answer(cards.managers_table(rows))
+    await message.answer(managers_table(rows))
 
 
 # --- /postmortems and the dialogue --------------------------------------------------------------------------
@@ -206,16 +208,16 @@ async def on_postmortems_page(callback: CallbackQuery, services: Services, calle
     await _turn_page(callback, services, caller, "/postmortems", cards.PostmortemsPage, _postmortems_view)
 
 
-async def owes_postmortem(message: Message, services: Services) -> bool:
-    """Filter: the sender of this private text owes a postmortem answer."""
-    if message.from_user is None:
-        return False
-    return await postmortems.waiting_postmortem(services, message.from_user.id) is not None
+async def owes_postmortem(message: Message, awaited: Awaited | None = None) -> bool:
+    """Filter: the sender's next message answers a postmortem question (asked last, not put off)."""
+    return awaited is not None and awaited.kind == "postmortem"
 
 
-async def on_postmortem_answer(message: Message, services: Services) -> None:
+async def on_postmortem_answer(message: Message, services: Services, awaited: Awaited) -> None:
     assert message.from_user is not None and message.text is not None
-    result = await postmortems.answer_step(services, message.from_user.id, message.text, services.clock.now())
+    result = await postmortems.answer_step(
+        services, message.from_user.id, message.text, services.clock.now(), awaited.postmortem_id
+    )
     if result is None or result.signal is None:
         return
     await message.answer(cards.postmortem_reply(result.signal, result.next_step, result.refusal))

@@ -13,10 +13,11 @@ from aiogram.types import CallbackQuery, Message
 from bot.roles import Caller
 from bot.services import Services
 from circles.sales_ops import checklist as use_cases
-from circles.sales_ops.orders import ActionRefused, awaited_input, order_id_of_handle
+from circles.sales_ops.orders import ActionRefused, order_id_of_handle
 from handlers.manager import refused, unpack_callback
 from keyboards.checklist import ANSWER_ACTIONS, ChecklistCallback
 from keyboards.orders import done_text, refusal_text
+from storage.awaiting import Awaited
 from storage.checklist import ArtifactKind
 
 
@@ -56,10 +57,9 @@ async def on_checklist_button(callback: CallbackQuery, services: Services, calle
     await callback.answer(text, show_alert=data.act == "sub")
 
 
-async def fills_checklist(message: Message, services: Services) -> bool:
-    """Filter: the sender has a checklist open, so their free text is a note."""
-    user = message.from_user
-    return user is not None and await awaited_input(services, user.id) == "checklist"
+async def fills_checklist(message: Message, awaited: Awaited | None = None) -> bool:
+    """Filter: the sender's next message goes to the checklist they have open (a note or a file)."""
+    return awaited is not None and awaited.kind == "checklist"
 
 
 async def on_note(message: Message, services: Services, caller: Caller) -> None:

@@ -19,10 +19,12 @@ from aiogram.types import (
     Message,
 )
 
+from backbone import postmortems
 from bot.i18n import LANGUAGES, _, in_locale
 from bot.logs import log_event
 from bot.roles import Caller, Role, resolve_roles
 from bot.services import Services
+from keyboards import outcomes
 from keyboards.common import (
     LANGUAGE_NAMES,
     STRANGER_COMMANDS,
@@ -201,6 +203,12 @@ async def cancel(message: Message, caller: Caller, services: Services, state: FS
         focus = await order_store.get_focus(conn, caller.user_id)
         if focus is not None:
             await order_store.clear_focus(conn, order_id=focus.order_id, telegram_id=caller.user_id)
+    put_off = await postmortems.put_off(services, caller.user_id, services.clock.now())
+    if put_off:  # a postmortem waits: say so, with a button to continue it
+        await message.answer(
+            outcomes.postmortem_put_off(put_off), reply_markup=outcomes.continue_keyboard(put_off)
+        )
+        return
     await message.answer(_("Cancelled.") if had_state or focus is not None else _("Nothing to cancel."))
 
 

@@ -34,6 +34,7 @@ from keyboards.orders import (
     status_label,
     usage_text,
 )
+from storage.awaiting import Awaited
 
 CallbackT = TypeVar("CallbackT", bound=CallbackData)
 
@@ -121,12 +122,10 @@ async def on_step_button(callback: CallbackQuery, services: Services, caller: Ca
     await callback.answer(text)
 
 
-async def awaits_tracking(message: Message, services: Services) -> bool:
-    """Filter: the sender was asked for a tracking number."""
-    return (
-        message.from_user is not None
-        and await orders.awaited_input(services, message.from_user.id) == "tracking"
-    )
+async def awaits_tracking(message: Message, awaited: Awaited | None = None) -> bool:
+    """Filter: the sender's next message answers the tracking number question (storage.awaiting, looked up
+    once per message by the caller middleware)."""
+    return awaited is not None and awaited.kind == "tracking"
 
 
 async def on_tracking_number(message: Message, services: Services, caller: Caller) -> None:

@@ -15,7 +15,7 @@ from backbone.commands import act
 from bot.roles import Caller
 from bot.services import Services
 from circles.sales_ops.checkins import answer_checkin
-from circles.sales_ops.dispatcher import reassign_candidates
+from circles.sales_ops.handover import reassign_choices
 from domain.actors import Actor
 from domain.signals import DecideAction, permitted
 from keyboards import signals as cards
@@ -48,7 +48,7 @@ async def on_signal_button(callback: CallbackQuery, services: Services, caller: 
         if not permitted(command.action, actor, None):
             await callback.answer(short(cards.refusal_text("forbidden", command)), show_alert=True)
             return
-        managers = await reassign_candidates(services)
+        managers = await reassign_choices(services, services.clock.now())
         if not managers:
             await callback.answer(short(cards.no_managers_text()), show_alert=True)
             return

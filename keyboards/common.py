@@ -25,6 +25,7 @@ COMMON_COMMANDS: list[Command] = [
     ("help", __("the commands you can use")),
     ("lang", __("language: Russian or English")),
     ("cancel", __("stop what you are entering")),
+    ("crisis", __("TEXT: raise a crisis; the crisis chat and the owner hear at once")),
 ]
 # Commands for someone the bot does not know yet: a manager links their account with a code from an admin.
 STRANGER_COMMANDS: list[Command] = [
@@ -42,6 +43,9 @@ ROLE_COMMANDS: dict[Role, list[Command]] = {
         ("order", __("ID: an order, its history and why it went to its manager")),
         ("scorecard", __("[MANAGER]: managers' scorecards and why SLAs failed")),
         ("web", __("a one-time sign-in link to the admin panel")),
+        ("reassign", __("ORDER MANAGER [reason]: hand an order over")),
+        ("reassign_all", __("MANAGER [reason]: hand all open orders over (an admin approves)")),
+        ("compensate", __("ORDER AMOUNT REASON: a compensation (an admin approves)")),
     ],
     Role.OWNER: [
         ("kpi", __("the KPIs now")),
@@ -67,6 +71,9 @@ ROLE_COMMANDS: dict[Role, list[Command]] = {
         ("link", __("MANAGER_ID: a one-time code to link a manager's Telegram")),
         ("ceo", __("the AI-CEO summary over all circles")),
         ("web", __("a one-time sign-in link to the admin panel")),
+        ("reassign", __("ORDER MANAGER [reason]: hand an order over")),
+        ("reassign_all", __("MANAGER [reason]: hand all open orders over (an admin approves)")),
+        ("compensate", __("ORDER AMOUNT REASON: a compensation (an admin approves)")),
     ],
 }
 ROLE_ORDER = (Role.ADMIN, Role.OWNER, Role.LEAD, Role.MANAGER)

@@ -43,6 +43,7 @@ from domain.kpi import (
 )
 from domain.statuses import Status
 from keyboards.orders import next_step_label, status_label, when
+from keyboards.outcomes import action_label
 from keyboards.signals import effect_text, type_title
 from storage.kpi import Blocker, SignalLine
 
@@ -477,7 +478,7 @@ def retro_signal_line(signal: RetroSignal) -> str:
         return head + _(": no action taken")
     verdict = _VERDICT[signal.helped]
     steps = "; ".join(
-        _("{action} {effect}").format(action=escape(a.action), effect=_effect(a.effect))
+        _("{action} {effect}").format(action=escape(action_label(a.action)), effect=_effect(a.effect))
         for a in signal.actions
     )
     return _("{verdict} {head}: {steps}").format(verdict=verdict, head=head, steps=steps)

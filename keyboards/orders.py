@@ -236,6 +236,8 @@ def order_card(view: CardView) -> tuple[str, Markup | None]:
     elif state == "declined":
         reason = label(DECLINE_REASON_LABELS, view.answer_reason)
         lines.append(_("You declined this order: {reason}.").format(reason=reason))
+    elif state == "released" and view.answer_reason == "handover":
+        lines.append(_("↪ This order was handed over to another manager; it is off your list now."))
     elif state in ("released", "offered"):
         why = label(RELEASE_REASONS, view.answer_reason or "crm")
         lines.append(_("This offer was withdrawn: {why}.").format(why=why))

@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from html import escape
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import _, ngettext
-from domain.dispatch import Candidate
 from domain.signals import (
     MAX_COMMENT,
     MAX_POSTMORTEM_ANSWER,
@@ -31,11 +30,11 @@ from domain.signals import (
     signal_type,
 )
 from domain.statuses import Status
+from keyboards import outcomes, reasons
 from keyboards.circle_signals import CIRCLE_SIGNALS, circle_facts, circle_title
 from keyboards.orders import status_label
 from keyboards.risk_signals import risk_facts
 from keyboards.signal_input import BUTTON_CODE_OF, CALLBACK_PREFIX, ParseError
-from storage.assignments import DispatchManager
 from storage.signals import Decision, Postmortem
 
 _MAX_DETAIL_LINES = 6
@@ -103,6 +102,10 @@ def type_title(code: str) -> str:
         "reliability.contract_violations": _("Burst of CRM contract violations"),
         "revenue.channel_conversion": _("Channel conversion out of its normal band"),
         "revenue.stage_drop_off": _("Funnel stage drop-off out of its normal band"),
+        "crisis.manual": _("Crisis raised by hand"),
+        "crisis.breach_storm": _("Crisis: a storm of SLA breaches"),
+        "crisis.crm_unreachable": _("Crisis: the CRM is unreachable"),
+        "crisis.paid_defect": _("Crisis: a severe defect on a paid order"),
     }
     return titles.get(code) or circle_title(code) or code
 
@@ -135,7 +138,7 @@ def _who(person: int | str | None, names: Mapping[int, str]) -> str:
         return "—"
     if isinstance(person, str):
         if not person.isdigit():
-            return escape(person)
+            return outcomes.agent_label(person)
         person = int(person)
     return escape(names.get(person, str(person)))
 
@@ -159,11 +162,14 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
     if signal.type in ("sla.breach", "order.stuck_72h") and "status" in details:
         lines.append(_("Status: {status}").format(status=_status_text(str(details["status"]))))
         if "budget_minutes" in details and signal.type == "sla.breach":
+            budget = (
+                _("Budget: {minutes} working min, policy {version}")
+                if details.get("clock") == "working"
+                else _("Budget: {minutes} min of calendar time, policy {version}")
+            )
             lines.append(
-                _("Budget: {minutes} min ({clock} time), policy {version}").format(
-                    minutes=details["budget_minutes"],
-                    clock=_value(details.get("clock", "")),
-                    version=_value(details.get("policy_version", "")),
+                budget.format(
+                    minutes=details["budget_minutes"], version=_value(details.get("policy_version", ""))
                 )
             )
         if "since" in details:
@@ -179,20 +185,25 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
                 action=escape(approval_label(str(details.get("action"))))
             )
         )
+        lines += outcomes.approval_facts(details)
         if details.get("reason"):
-            lines.append(_("Why: {reason}").format(reason=_value(details["reason"])))
+            lines.append(_("Why: {reason}").format(reason=reasons.reason_text(str(details["reason"]))))
+    elif signal.type.startswith("crisis."):
+        lines += outcomes.crisis_facts(signal, tz)
     else:
-        shown = [(k, v) for k, v in details.items() if not isinstance(v, dict | list)][:_MAX_DETAIL_LINES]
-        lines += [f"{escape(str(k))}: {_value(v)}" for k, v in shown]
+        lines += outcomes.detail_lines(details, type_title, tz)
     return lines
 
 
 def _state_line(signal: Signal, names: Mapping[int, str], tz: ZoneInfo) -> str:
+    cleared = outcomes.cleared_line(signal, tz)
+    if cleared is not None:
+        return cleared
     if signal.state == "resolved" and signal.resolved_at is not None:
         return _("✅ Resolved by {who} at {time}: {resolution}").format(
             who=_who(signal.resolved_by, names),
             time=local_time(signal.resolved_at, tz),
-            resolution=_value(signal.resolution or "—"),
+            resolution=outcomes.resolution_text(signal),
         )
     if signal.state == "acknowledged" and signal.acked_at is not None:
         line = _("👀 Acknowledged by {who} at {time}").format(
@@ -366,13 +377,11 @@ def still_on_it_answered_text(signal_id: int) -> str:
 
 
 def resolved_notice(signal: Signal, *, names: Mapping[int, str]) -> str:
-    return _(
-        "Signal #{id} ({title}) that you raised or escalated was resolved by {who}: {resolution}"
-    ).format(
+    return _("Signal #{id} ({title}) you took part in was resolved by {who}: {resolution}").format(
         id=signal.id,
         title=escape(type_title(signal.type)),
-        who=_who(signal.resolved_by, names),
-        resolution=_value(signal.resolution or "—"),
+        who=_who(signal.resolved_by, names) if signal.resolved_by is not None else _("the bot"),
+        resolution=outcomes.resolution_text(signal),
     )
 
 
@@ -385,7 +394,8 @@ def postmortem_question(step: str, signal: Signal) -> str:
         ),
         "prevention": _("Postmortem for signal #{id} ({title}), 4/4: what prevents it next time?"),
     }
-    return questions[step].format(id=signal.id, title=escape(type_title(signal.type)))
+    question = questions[step].format(id=signal.id, title=escape(type_title(signal.type)))
+    return question + "\n" + outcomes.answer_hint()
 
 
 def postmortem_done_text(signal_id: int) -> str:
@@ -440,24 +450,20 @@ def decision_line(decision: Decision, tz: ZoneInfo, names: Mapping[int, str]) ->
     line = "{time} · {kind} · {action} {subject} · {who}: {reason}".format(
         time=local_time(decision.created_at, tz),
         kind=kind,
-        action=escape(decision.action),
+        action=escape(outcomes.action_label(decision.action)),
         subject=" ".join(subject),
         who=_who(decision.actor, names),
-        reason=_value(decision.reason),
+        reason=reasons.reason_text(decision.reason, decision.details, type_title),
     )
     if decision.state != "done":
-        line += f" [{escape(decision.state)}]"
+        line += f" [{outcomes.decision_state_label(decision.state)}]"
     if decision.effect is not None:
         line += "\n   " + effect_text(decision.effect)
     return line
 
 
 def effect_text(effect: Mapping[str, Any]) -> str:
-    if effect.get("moved_to"):
-        return _("→ effect: the order moved to {status} after {minutes} min").format(
-            status=escape(str(effect["moved_to"])), minutes=effect.get("minutes", "?")
-        )
-    return _("→ effect: no status change within {minutes} min").format(minutes=effect.get("minutes", "?"))
+    return outcomes.effect_text(effect)
 
 
 def pager(page: int, pages: int, make: Callable[[int], str]) -> InlineKeyboardMarkup | None:
@@ -560,6 +566,7 @@ def notes_text(notes: Sequence[str]) -> str:
         "carried_out": _("Done: the approved action was carried out."),
         "rejected": _("The requester was told; nothing changed."),
         "moved_on": _("The order had moved on meanwhile: nothing was changed."),
+        "order_moved": _("The order went with it: the new manager has its card and the CRM the assignment."),
     }
     return "".join(" " + texts[n] for n in notes if n in texts)
 
@@ -587,17 +594,6 @@ def checkin_answer_text(result: str) -> str:
 
 
 # --- admin views -------------------------------------------------------------------------------------------
-
-
-class ManagerRow(Protocol):
-    """A line of /managers (circles.sales_ops.dispatcher.ManagerLine)."""
-
-    @property
-    def manager(self) -> DispatchManager: ...
-    @property
-    def candidate(self) -> Candidate: ...
-    @property
-    def on_shift(self) -> bool: ...
 
 
 def _filter_label(where: SignalFilter) -> str:
@@ -657,24 +653,6 @@ def decision_log(
         return _("The decision log is empty.")
     head = _("Decision log: {total} · {page}").format(total=total, page=_page_label(page, pages))
     return "\n".join([f"<b>{head}</b>", *(decision_line(d, tz, names) for d in decisions)])
-
-
-def managers_table(rows: Sequence[ManagerRow]) -> str:
-    if not rows:
-        return _("No managers yet: they come from the CRM sync.")
-    lines = ["<b>" + _("Managers: load · open/capacity · shift · misses") + "</b>"]
-    for row in rows:
-        m, c = row.manager, row.candidate
-        if not m.active:
-            shift = _("inactive")
-        elif m.on_leave:
-            shift = _("on leave")
-        else:
-            shift = _("on shift") if row.on_shift else _("off shift")
-        load = f"{c.load:.0%}" if c.capacity else "—"
-        name = f"{escape(m.name)} ({escape(m.id)})"
-        lines.append(f"{name} · {load} · {c.open_orders}/{m.capacity} · {shift} · {m.misses}")
-    return "\n".join(lines)
 
 
 def postmortem_list(

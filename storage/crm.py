@@ -19,7 +19,7 @@ from domain.models import Manager
 from domain.statuses import Status
 from storage.db import parse_ts, parse_ts_opt, ts
 
-WriteKind = Literal["assign", "status"]
+WriteKind = Literal["assign", "status", "compensation"]
 ViolationSource = Literal[
     "orders", "order_status_events", "managers", "workspace", "crm_writes", "crm_events", "leads"
 ]

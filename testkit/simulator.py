@@ -43,7 +43,16 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bikewerk.contract import MAX_PAGE_SIZE, AssignWrite, Manager, StatusWrite, as_json, describe, validate
+from bikewerk.contract import (
+    MAX_PAGE_SIZE,
+    AssignWrite,
+    CompensationWrite,
+    Manager,
+    StatusWrite,
+    as_json,
+    describe,
+    validate,
+)
 from bot.clock import Clock, SystemClock
 from bot.logs import log_event
 from domain.statuses import STATUS_ORDER, Status
@@ -272,6 +281,7 @@ class BikeWerkSimulator:
         self._last_change_us = max(self._feed[-1][0] if self._feed else 0, self._anchor_us)
         self._idempotency: dict[str, tuple[int, dict[str, Any], str]] = {}
         self.writes: list[dict[str, Any]] = []
+        self.compensations: dict[str, list[dict[str, str]]] = {}  # order id -> compensations applied
         self.faults = Faults()
         self._fault_rng = random.Random(seed)
         self.stats = _Stats()
@@ -581,6 +591,8 @@ class BikeWerkSimulator:
 
     def _apply_write(self, kind: str, order_id: str, body: Any) -> dict[str, Any]:
         index = self._lookup(order_id)
+        if kind == "compensation":
+            return self._apply_compensation(order_id, body)
         model: type[AssignWrite] | type[StatusWrite] = AssignWrite if kind == "assign" else StatusWrite
         try:
             request = model.model_validate(body)
@@ -598,6 +610,16 @@ class BikeWerkSimulator:
             self._set_status(index, code, request.actor)
         return {"order_id": order_id, "status": _CODES[code].value, "applied": code != current}
 
+    def _apply_compensation(self, order_id: str, body: Any) -> dict[str, Any]:
+        """A compensation an admin approved: recorded on the order (closed orders take one too)."""
+        try:
+            request = CompensationWrite.model_validate(body)
+        except ValidationError as exc:
+            raise _Refused(422, describe(exc)) from None
+        entry = {"amount_eur": str(request.amount_eur), "reason": request.reason, "by": request.approved_by}
+        self.compensations.setdefault(order_id, []).append(entry)
+        return {"order_id": order_id, **entry, "applied": True}
+
     # --- HTTP -------------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
@@ -613,6 +635,7 @@ class BikeWerkSimulator:
                 web.post("/sim/leads/degrade", self._sim_degrade_leads),
                 web.post("/api/crm/orders/{order_id}/assign", self._post_write, name="assign"),
                 web.post("/api/crm/orders/{order_id}/status", self._post_write, name="status"),
+                web.post("/api/crm/orders/{order_id}/compensation", self._post_write, name="compensation"),
                 web.post("/sim/orders", self._sim_create_order),
                 web.post("/sim/orders/{order_id}/status", self._sim_change_status),
                 web.post("/sim/orders/{order_id}/money", self._sim_add_money),

@@ -120,7 +120,8 @@ async def test_an_approval_cancels_through_the_status_change_with_the_admin_as_a
     # The manager hears it once, in those words, not also as a generic "signal resolved".
     assert await rows(services, "SELECT id FROM tg_messages WHERE ref LIKE '%:resolved'") == []
     [signal] = await rows(services, "SELECT state, resolution FROM ai_signals")
-    assert signal == {"state": "resolved", "resolution": "client confirmed; order cancelled"}
+    # A code the texts translate, then the admin's own words.
+    assert signal == {"state": "resolved", "resolution": "approved: client confirmed"}
     request = await request_of(services)
     assert request["state"] == "approved"
     assert json.loads(request["effect"]) == {"moved_to": "cancelled", "minutes": 30, "carried_out": True}
@@ -156,7 +157,7 @@ async def test_approving_after_the_order_moved_on_changes_nothing(services: Serv
     assert await rows(services, "SELECT id FROM order_status_events") == []
     assert await crm_writes(services) == []
     [signal] = await rows(services, "SELECT state, resolution FROM ai_signals")
-    assert signal["state"] == "resolved" and "nothing changed" in signal["resolution"]
+    assert signal["state"] == "resolved" and signal["resolution"].startswith("moot")
     notice = await message(services, MANAGER, f"order:A-1:cancel:{(await request_of(services))['id']}")
     assert "was not carried out" in notice["body"]
 

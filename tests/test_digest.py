@@ -232,7 +232,7 @@ async def test_the_weekly_retrospective_links_signals_actions_and_effects(
     assert "Weekly retrospective · 16.11–22.11" in body
     assert "Signals: 3 · action helped: 50% (1 of 2)" in body
     assert "<b>SLA breach</b>: 2 · action helped 50% (1 of 2) · no action 0" in body
-    assert "#11 · order o1: remind → effect: the order moved to accepted after 12 min" in body
+    assert "#11 · order o1: reminder → effect: the order moved to “Accepted” after 12 min" in body
     assert "#13 · order p2: no action taken" in body
     assert "#14" not in body
     assert buttons(row["markup"]) == ["dg:r:20261116"]

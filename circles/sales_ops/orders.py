@@ -15,7 +15,7 @@ from typing import Any
 
 import aiosqlite
 
-from backbone.approvals import Settled, Verdict, register_settler
+from backbone.approvals import Settled, Verdict, coded, register_settler
 from backbone.decisions import actor_of, record_decision
 from backbone.signals import request_approval
 from bikewerk.outbox import enqueue_crm_write
@@ -462,7 +462,6 @@ async def _settle_cancel(
     requester = request.details.get("telegram_id")
     told = frozenset({requester}) if isinstance(requester, int) else frozenset()
     ref = f"order:{request.order_id}:cancel:{request.id}"
-    word = "approved" if verdict.approved else "rejected"
     minutes = round((now - request.created_at).total_seconds() / 60)
     if order is None or order.status in FINAL_STATUSES or order.status.value != request.details.get("status"):
         # The order moved on (or the CRM cancelled it) while the request waited: the request is moot.
@@ -476,8 +475,7 @@ async def _settle_cancel(
             await _tell(
                 conn, services, person, ref, now, "cancel_moot", order=request.order_id, status=status
             )
-        why = f"the order was {status} by then" if status is not None else "the order is not known"
-        return Settled(f"{verdict.comment or word}; {why}: nothing changed", "moved_on", told)
+        return Settled(coded("moot", verdict.comment), "moved_on", told)
     if not verdict.approved:
         await signal_store.set_effect(
             conn, request.id, {"moved_to": None, "minutes": minutes, "carried_out": False}, now
@@ -494,7 +492,7 @@ async def _settle_cancel(
                 order=order.id,
                 comment=verdict.comment or "—",
             )
-        return Settled(verdict.comment or word, "rejected", told)
+        return Settled(coded("rejected", verdict.comment), "rejected", told)
     admin = Actor(verdict.by).name
     cancelled = await apply_status(
         conn, services, order, Status.CANCELLED, actor=admin, now=now, reason=request.reason
@@ -503,7 +501,7 @@ async def _settle_cancel(
     await signal_store.set_effect(conn, request.id, effect, now)
     for person in told:
         await _tell(conn, services, person, ref, now, "cancel_approved", order=order.id)
-    return Settled(f"{verdict.comment or word}; order cancelled", "carried_out", told)
+    return Settled(coded("approved", verdict.comment), "carried_out", told)
 
 
 register_settler("cancel", _settle_cancel)
