@@ -138,6 +138,9 @@ class Syncer:
         self.page_size = page_size
         self.batch_records = batch_records
         self._wake = wake_sender or (lambda: None)
+        self.last_report: SyncReport | None = None  # the last full run (health, metrics)
+        self.last_ok_at: datetime | None = None  # when the last successful full run ended
+        self.failures = 0  # full runs that stopped early
         self._progress = progress or (lambda _: None)
         self._status_map = StatusMap(policy.crm_status_aliases)
         self._known_statuses: dict[str, Status] = {}
@@ -164,6 +167,11 @@ class Syncer:
                     report.error = str(exc)
                     break
             report.finished_at = self.clock.now()
+            self.last_report = report
+            if report.ok:
+                self.last_ok_at = report.finished_at
+            else:
+                self.failures += 1
             log_event(
                 log,
                 "sync.finished" if report.ok else "sync.failed",
