@@ -8,6 +8,7 @@ zone); the defaults below apply to every job.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -27,6 +28,7 @@ from bot.config import Settings
 from bot.logs import log_event
 from bot.services import Services
 from circles.sales_ops import digests, dispatcher, kpi, orders, sla
+from storage.backup import dated_backup
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,9 @@ def register_jobs(
     add("signals.sweep", signal_sweep, every_minute, services)
     add("decisions.effects", effect_sweep, every_minute, services)
     add("dispatch.tick", dispatch_tick, every_minute, services)
+    # The nightly backup: dated copies of the database and the artifacts (BACKUP_DIR, BACKUP_KEEP).
+    if settings.backup_keep > 0:
+        add("backup.nightly", nightly_backup, CronTrigger(hour=3, minute=30, timezone=tz), services)
     # More jobs go here, one `add(...)` each.
 
 
@@ -172,3 +177,16 @@ async def effect_sweep(services: Services) -> None:
 
 async def dispatch_tick(services: Services) -> None:
     await dispatcher.dispatch_tick(services)
+
+
+async def nightly_backup(services: Services) -> None:
+    settings = services.settings
+    folder = await asyncio.to_thread(
+        dated_backup,
+        settings.database_path,
+        settings.artifacts_dir,
+        settings.backup_dir,
+        keep=settings.backup_keep,
+        now=services.clock.now(),
+    )
+    log_event(log, "backup.done", folder=str(folder))
