@@ -79,6 +79,13 @@ class SyncReport:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def idle(self) -> bool:
+        """Nothing changed: no order, event or record kept aside (such a run logs at DEBUG only)."""
+        return not (
+            self.orders or self.events or self.violations or self.new_order_ids or self.changed_order_ids
+        )
+
 
 @dataclass(frozen=True)
 class SyncProgress:
@@ -175,7 +182,7 @@ class Syncer:
             log_event(
                 log,
                 "sync.finished" if report.ok else "sync.failed",
-                logging.INFO if report.ok else logging.WARNING,
+                logging.WARNING if not report.ok else logging.DEBUG if report.idle else logging.INFO,
                 managers=report.managers,
                 orders=report.orders,
                 new_orders=len(report.new_order_ids),

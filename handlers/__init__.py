@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, checklist, common, digest, manager, signals
+from handlers import admin, checklist, common, digest, errors, manager, signals
 
 
 def routers() -> list[Router]:
     return [
+        errors.router(),  # failures of any router below: logged once, a failed button press answered
         common.router(),
         # Each audience's router goes here, one line each (`module.router(),`), above the fallback.
         manager.router(),

@@ -42,6 +42,9 @@ JOB_DEFAULTS: dict[str, Any] = {
 
 
 def make_scheduler(settings: Settings) -> AsyncIOScheduler:
+    # APScheduler writes two INFO lines per job run (about 14,000 a day); its warnings and errors still show
+    # (a missed run, a job that raised), and each job logs what it did that matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     return AsyncIOScheduler(timezone=settings.tz, job_defaults=dict(JOB_DEFAULTS))
 
 
@@ -135,10 +138,11 @@ async def apply_push(syncer: Syncer, services: Services, event: PushEvent) -> No
 async def sync_bikewerk(syncer: Syncer, services: Services) -> None:
     report = await syncer.sync_once()
     await after_sync(services, report)
+    # sync.finished / sync.failed said what the run did; this line is for debugging only.
     log_event(
         log,
         "job.sync",
-        logging.INFO if report.ok else logging.WARNING,
+        logging.DEBUG,
         orders=report.orders,
         events=report.events,
         new_orders=len(report.new_order_ids),
