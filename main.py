@@ -41,6 +41,13 @@ def _build_parser() -> argparse.ArgumentParser:
     baseline = commands.add_parser("baseline", help="import the KPI baseline from a CSV or JSON file")
     baseline.add_argument("file", type=Path, help="metric,scope,value rows (CSV) or the same as JSON")
 
+    kpi = commands.add_parser("kpi", help="every circle's KPIs (SPEC §14); reads the database read-only")
+    kpi.add_argument(
+        "--json", action="store_true", required=True, help="print one JSON object keyed by circle"
+    )
+    kpi.add_argument("--days", type=_positive_days, default=1.0, help="window length in days (default 1)")
+    _add_sanctions_parser(commands)
+
     simulator = commands.add_parser("simulator", help="serve the BikeWerk API simulator")
     simulator.add_argument("--host", default="127.0.0.1")
     simulator.add_argument("--port", type=int, default=8081)
@@ -86,6 +93,44 @@ def _build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--holdout-days", type=int, default=14, help="--backtest: days held out")
     simulate.add_argument("--json", action="store_true", help="--backtest: print JSON only")
     return parser
+
+
+def _positive_days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < days <= 3660:
+        raise argparse.ArgumentTypeError("days must be > 0 and at most 3660")
+    return days
+
+
+async def _kpi_json(settings: Settings, days: float) -> int:
+    from datetime import UTC, datetime
+
+    from bot.clock import SystemClock
+    from bot.services import Services
+    from circles.kpi_json import all_kpis, dumps
+    from domain.policy import calendar_for
+    from storage.readonly import open_readonly
+
+    policy = load_policy(settings.policy_file)
+    db = await open_readonly(settings.database_path)
+    try:
+        services = Services(settings, db, SystemClock(), policy, calendar_for(policy, settings.timezone))
+        print(dumps(await all_kpis(services, datetime.now(UTC), days)))
+    finally:
+        await db.close()
+    return EXIT_OK
+
+
+def _add_sanctions_parser(commands: Any) -> None:
+    sanctions = commands.add_parser("sanctions", help="sanctions lists (governance)")
+    actions = sanctions.add_subparsers(dest="sanctions_command", required=True, metavar="ACTION")
+    load = actions.add_parser(
+        "import", help="put a list in OpenSanctions targets.simple.csv format in force; re-screen open orders"
+    )
+    load.add_argument("file", type=Path, help="targets.simple.csv (id, schema, name, aliases, ...)")
 
 
 async def _migrate(settings: Settings) -> int:
@@ -154,18 +199,24 @@ def main(argv: list[str] | None = None) -> int:
             return _check_config(settings)
         if args.command == "migrate":
             return _run_async(lambda: _migrate(settings))
+        if args.command == "kpi":
+            return _run_async(lambda: _kpi_json(settings, args.days))
         if args.command == "baseline":
             return _run_async(lambda: _import_baseline(settings, args.file))
         if args.command == "backup":
             return _backup(settings, args.file)
         if args.command == "restore":
             return _restore(settings, args.file)
+        if args.command == "sanctions":
+            from circles.governance.sanctions import run_import_command
+
+            return _run_async(lambda: run_import_command(settings, args.file))
         if args.command == "run":
             from bot.app import run_bot
 
             return _run_async(lambda: run_bot(settings))
         if args.command == "sync":
-            from bikewerk.sync import run_sync_command
+            from bikewerk.sync_command import run_sync_command
 
             return _run_async(lambda: run_sync_command(settings, once=args.once))
         if args.command == "simulator":

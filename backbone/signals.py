@@ -10,7 +10,7 @@ read views (backbone/views.py) are built on the functions here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -163,6 +163,7 @@ class SignalRequest:
     raised_by: str = SYSTEM
     owner_person: int | None = None
     severity: Severity | None = None
+    notify: tuple[int, ...] = ()  # more chats to ping when it is raised (e.g. the admins)
 
 
 async def raise_signal(
@@ -177,9 +178,11 @@ async def raise_signal(
     owner_person: int | None = None,
     settings: Settings | None = None,
     severity: Severity | None = None,
+    notify: Sequence[int] = (),
     policy: Policy | None = None,
 ) -> int:
     """Raise a signal inside the caller's transaction, or update the live one with the same `dedup_key`.
+    `notify`: more chats to ping when it is raised (e.g. the admins), besides those its severity routes to.
 
     Pass `settings=services.settings`: routing needs the configured chats. Without settings the signal is
     stored unrouted and the escalation sweep (every minute) routes and pings it. Pass
@@ -188,7 +191,9 @@ async def raise_signal(
     type's default (sla.breach takes the status budget's). Unknown `type` raises UnknownSignalType.
     Call `services.wake_sender()` after the commit.
     """
-    request = SignalRequest(type, dedup_key, order_id, details, raised_by, owner_person, severity)
+    request = SignalRequest(
+        type, dedup_key, order_id, details, raised_by, owner_person, severity, tuple(notify)
+    )
     routing = Routing.from_settings(settings)
     existing = await store.live_signal_by_dedup(conn, dedup_key)
     if existing is not None:
@@ -269,6 +274,8 @@ def _new_signal(
     owner_person = request.owner_person
     level = initial_level(wanted, owner_person)
     chats = chats_for(wanted, level, owner_person, routing.contacts) if routed else []
+    if routed and request.notify:
+        chats = list(dict.fromkeys([*chats, *request.notify]))
     owner = owner_person if level is Level.MANAGER else owner_at(level, owner_person, routing.contacts)
     return store.NewSignal(
         type=request.type,
@@ -396,6 +403,7 @@ async def request_approval(
     requested_by: str = SYSTEM,
     order_id: str | None = None,
     details: dict[str, Any] | None = None,
+    signal_type: str = "decision.approval_needed",
     policy: Policy | None = None,
 ) -> tuple[int, int]:
     """Ask an admin to approve a cancel, a compensation or a bulk reassignment (SPEC §6). Returns the signal
@@ -407,7 +415,7 @@ async def request_approval(
     facts = {**(details or {}), "action": action, "reason": reason}
     signal_id = await raise_signal(
         conn,
-        type="decision.approval_needed",
+        type=signal_type,
         dedup_key=f"approval:{action}:{order_id or reason}",
         now=now,
         order_id=order_id,

@@ -76,6 +76,10 @@ async def sweep_signals(services: Services, now: datetime) -> SignalSweepReport:
         report.no_progress += 1
     due_before = now - timedelta(hours=services.policy.signals.postmortem_due_hours)
     for critical in await store.critical_without_postmortem(db, due_before, _SWEEP_BATCH):
+        if not critical.kind.postmortem:  # settled by a human decision (a sanctions hit): no postmortem asked
+            async with db.transaction() as conn:
+                await store.update_signal(conn, critical.id, postmortem_flagged_at=now)
+            continue
         async with db.transaction() as conn:
             await raise_signal(
                 conn,

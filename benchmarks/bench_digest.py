@@ -1,11 +1,15 @@
-"""The owner's morning digest over 90 days of history (target: under 1 s including the chart).
+"""The owner's morning digest over 90 days of history (target: under 1 s including both charts).
 
 Generates the history straight into a fresh SQLite file with executemany — orders with realistic status
 histories (re-entries and cancellations included), their SLA visits, the violations of the breached ones, a
 signal per violation and decisions with observed effects — then rebuilds the daily snapshots the running bot
 would have taken (28 days: the trend and the install baseline; timed apart, a one-off), and times the digest:
 KPIs over the last 24 h, yesterday and the baseline, the success criteria, signals, blockers, the 14-day chart
-rendered to PNG and the message slots written.
+rendered to PNG and the message slots written, and since the circles (issue 14) the money section (net margin
+vs yesterday and baseline, leaks, the top three with causes) with the margin chart. The history also carries
+what the circles read: prices, payments (a few under-collected), compensations (8 %, some twice), disputes,
+forecasts booked at acceptance. Every circle's KPIs over the last 24 h (`kpi --json`) are timed apart, and
+over 90 days once, for the record.
 
     python benchmarks/bench_digest.py [--orders 100000 --events 1000000 --seed 1] [--small]
 """
@@ -30,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import load_settings
 from bot.services import Services
+from circles.kpi_json import all_kpis
 from circles.sales_ops import charts  # noqa: F401  (imported before timing, as in the running bot)
 from circles.sales_ops.digests import send_owner_digest, send_owner_digest_now
 from circles.sales_ops.kpi import backfill_snapshots, compute_kpis, ensure_baseline, local_day
@@ -216,6 +221,47 @@ def write(path: Path, rows: Rows) -> None:
     conn.close()
 
 
+def write_money(path: Path, rows: Rows, seed: int) -> None:
+    """Prices for every order, a payment for each past pending_manager, and for delivered ones compensations,
+    disputes and refunds now and then; forecasts booked on the prices (usual shipping 150)."""
+    rng = random.Random(seed + 1)
+    prices, payments, compensations, disputes, forecasts = [], [], [], [], []
+    for order_id, status, _, created, since, _, _ in rows.orders:
+        sale = float(rng.randrange(800, 6000, 10))
+        purchase = round(sale * rng.uniform(0.66, 0.84), 2)
+        shipping = float(
+            rng.choice((49, 79, 119, 149, 149, 310) if rng.random() < 0.1 else (49, 79, 119, 149))
+        )
+        fees = round(sale * 0.029 + 0.35, 2)
+        prices.append((sale, purchase, shipping, fees, f"seller {rng.randrange(3000)}", order_id))
+        if status == P:
+            continue
+        forecasts.append((order_id, since, sale, purchase, fees, sale - purchase - 150 - fees))
+        paid = sale if rng.random() > 0.04 else round(sale * 0.9, 2)
+        payments.append((order_id, "p1", paid, "payment", created))
+        if status != D:
+            continue
+        if rng.random() < 0.08:
+            for n in range(2 if rng.random() < 0.2 else 1):
+                compensations.append((order_id, f"c{n}", float(rng.choice((60, 120, 250))), "scratch", since))
+        if rng.random() < 0.04:
+            disputes.append((order_id, "d1", since))
+            payments.append((order_id, "r1", round(sale * 0.2, 2), "refund", since))
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.executemany(
+            "UPDATE orders SET sale_eur = ?, purchase_eur = ?, shipping_eur = ?, fees_eur = ?, seller = ?,"
+            " bike_brand = 'Canyon', bike_model = 'Spectral' WHERE id = ?",
+            prices,
+        )
+        conn.executemany("INSERT INTO order_payments VALUES (?, ?, ?, ?, ?)", payments)
+        conn.executemany("INSERT INTO order_compensations VALUES (?, ?, ?, ?, ?)", compensations)
+        conn.executemany("INSERT INTO order_disputes VALUES (?, ?, ?, NULL, NULL)", disputes)
+        conn.executemany("INSERT INTO margin_forecasts VALUES (?, ?, 'accepted', ?, ?, 150, ?, ?)", forecasts)
+    conn.execute("ANALYZE")
+    conn.close()
+
+
 def services_for(db: Database, folder: Path) -> Services:
     settings = load_settings(
         _env_file=None,
@@ -240,6 +286,7 @@ async def run(args: argparse.Namespace, folder: Path) -> bool:
         started = time.perf_counter()
         rows = generate(args.orders, args.events, args.seed)
         write(path, rows)
+        write_money(path, rows, args.seed)
         print(
             f"history: {len(rows.orders):,} orders, {len(rows.events):,} events, {len(rows.timers):,} SLA "
             f"visits, {len(rows.violations):,} violations, {len(rows.signals):,} signals, "
@@ -261,6 +308,14 @@ async def run(args: argparse.Namespace, folder: Path) -> bool:
         f"in {time.perf_counter() - started:.2f} s"
     )
 
+    circle_kpis = []
+    for n in range(args.runs):
+        started = time.perf_counter()
+        every = await all_kpis(services, NOW + timedelta(minutes=n))
+        circle_kpis.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    quarter = await all_kpis(services, NOW, days=DAYS)
+    quarter_s = time.perf_counter() - started
     kpis = []
     for n in range(args.runs):
         started = time.perf_counter()
@@ -281,6 +336,18 @@ async def run(args: argparse.Namespace, folder: Path) -> bool:
     runs = [first, *on_demand]
     typical, worst = statistics.median(runs), max(runs)
     print(f"KPIs over the last 24 h alone: median {statistics.median(kpis) * 1000:.0f} ms")
+    money = every["unit_economics"]
+    typical_kpis, worst_kpis = statistics.median(circle_kpis) * 1000, max(circle_kpis) * 1000
+    label = "every circle's KPIs over the last 24 h (kpi --json)"
+    print(f"{label}: median {typical_kpis:.0f} ms, max {worst_kpis:.0f} ms")
+    print(
+        f"  {money['delivered_orders']} delivered, net margin {money['net_margin_eur']} EUR,"
+        f" {money['margin_leak_count']} leaks"
+    )
+    print(
+        f"every circle's KPIs over {DAYS} days (kpi --json --days {DAYS}): {quarter_s:.2f} s"
+        f" ({quarter['unit_economics']['delivered_orders']} delivered)"
+    )
     print(f"morning digest (scheduled: snapshot + digest + chart + slots): {first * 1000:.0f} ms")
     print(
         f"morning digest on demand, {args.runs} runs: median {statistics.median(on_demand) * 1000:.0f} ms, "

@@ -25,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bikewerk.client import BikeWerkClient
-from bikewerk.sync import Syncer, TerminalProgress, summary
+from bikewerk.sync import Syncer
+from bikewerk.sync_command import TerminalProgress, summary
 from bot.clock import SystemClock
 from domain.policy import Policy, calendar_for
 from storage.db import Database

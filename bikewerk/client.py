@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -77,6 +79,20 @@ class ClientStats:
     retries: int = 0
 
 
+@dataclass(frozen=True)
+class Latency:
+    """One HTTP request as the client saw it: the reliability circle's raw data (stored by the sync)."""
+
+    at: datetime  # when it was sent
+    route: str  # method and path, without the query
+    ms: float
+    ok: bool  # a 2xx answer (False: an error status, a timeout, no connection)
+
+
+_ORDER_PATH = re.compile(r"/orders/[^/]+/")
+MAX_LATENCIES = 10_000  # records kept until the next sync stores them; older ones are dropped
+
+
 def _retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
     if not value:
@@ -126,6 +142,7 @@ class BikeWerkClient:
         self._session = session
         self._owns_session = session is None
         self._clock = clock or SystemClock()
+        self._latencies: list[Latency] = []
 
     async def __aenter__(self) -> BikeWerkClient:
         return self
@@ -137,6 +154,16 @@ class BikeWerkClient:
         if self._session is not None and self._owns_session:
             await self._session.close()
         self._session = None
+
+    def take_latencies(self) -> list[Latency]:
+        """The requests timed since the last call (the sync stores them in api_latency)."""
+        taken, self._latencies = self._latencies, []
+        return taken
+
+    def _timed(self, route: str, at: datetime, started: float, ok: bool) -> None:
+        if len(self._latencies) >= MAX_LATENCIES:
+            del self._latencies[: MAX_LATENCIES // 10]
+        self._latencies.append(Latency(at, route, (time.perf_counter() - started) * 1000, ok))
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -163,14 +190,17 @@ class BikeWerkClient:
         url = self.base_url + path
         send_headers = {**self._headers, **(headers or {})}
         last_error = "no attempt made"
+        route = f"{method} {_ORDER_PATH.sub('/orders/{id}/', path)}"
         for attempt in range(1, self.retry.attempts + 1):
             self.stats.requests += 1
             hint: float | None = None
+            sent_at, started = self._clock.now(), time.perf_counter()
             try:
                 async with session.request(
                     method, url, params=params, json=body, headers=send_headers, timeout=self._timeout
                 ) as resp:
                     raw = await resp.read()
+                    self._timed(route, sent_at, started, resp.status < 300)
                     if resp.status < 300:
                         return raw
                     if resp.status != 429 and resp.status < 500:
@@ -179,6 +209,7 @@ class BikeWerkClient:
                     # An HTTP-date Retry-After counts from the wall clock the server's clock is set to.
                     hint = _retry_after(resp.headers.get("Retry-After"), self._clock.now())
             except (aiohttp.ClientError, TimeoutError) as exc:
+                self._timed(route, sent_at, started, False)
                 last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if hint is not None and hint > self.retry.max_delay:
                 raise BikeWerkUnavailable(

@@ -13,6 +13,12 @@ Reads (bearer token, JSON):
   malformed event never stalls the feed.
 - `GET /api/crm/orders/{id}` -> one Order (404 for an order the CRM does not know): what a push names.
 - `GET /api/crm/managers` -> `{"items": [Manager]}`.
+- An order also carries (SPEC §14) `channel`, `compensations` `[{id, amount_eur, reason, at}]`, `disputes`
+  `[{id, opened_at, closed_at|null, outcome|null}]`, `payments`
+  `[{id, amount_eur, kind: payment|refund, at}]`, and `client.country`, `seller_country` (the seller is a
+  plain name; an object `{name, country}` is read too). A broken entry in any of them (a negative amount, a
+  kind other than payment/refund, a dispute closed before it opened, two entries with one id) keeps the whole
+  order aside, like any other contract violation.
 - `GET /api/admin/workspace` -> a JSON object of workspace metrics, stored as it comes.
 When `has_more` is missing, a full page (as many items as the limit) means there is more.
 
@@ -78,6 +84,7 @@ _READ = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
 class Client:
     name: Name
     city: Text = ""
+    country: Text | None = None  # ISO 3166 alpha-2 as the CRM sends it (SPEC §14)
     phone: Text | None = None
     email: Text | None = None
 
@@ -99,6 +106,44 @@ class Prices:
 
 
 @dataclass(frozen=True, slots=True, config=_READ)
+class Compensation:
+    """Money given back to a client for a problem with the order (SPEC §14)."""
+
+    id: RecordId
+    amount_eur: Money
+    at: AwareDatetime
+    reason: Text = ""
+
+
+@dataclass(frozen=True, slots=True, config=_READ)
+class Dispute:
+    id: RecordId
+    opened_at: AwareDatetime
+    closed_at: AwareDatetime | None = None
+    outcome: Text | None = None
+
+    @model_validator(mode="after")
+    def _closed_after_opened(self) -> Self:
+        if self.closed_at is not None and self.closed_at < self.opened_at:
+            raise ValueError("closed_at is before opened_at")
+        return self
+
+
+@dataclass(frozen=True, slots=True, config=_READ)
+class Payment:
+    id: RecordId
+    amount_eur: Money
+    kind: Literal["payment", "refund"]
+    at: AwareDatetime
+
+
+def _unique_ids(entries: list[Any], what: str) -> None:
+    ids = [entry.id for entry in entries]
+    if len(ids) != len(set(ids)):
+        raise ValueError(f"two {what} with one id")
+
+
+@dataclass(frozen=True, slots=True, config=_READ)
 class Order:
     id: RecordId
     status: Name  # the CRM's own name; the sync maps it onto a canonical status
@@ -109,11 +154,30 @@ class Order:
     seller: Text = ""
     manager_id: RecordId | None = None
     prices: Prices = field(default_factory=Prices)
+    channel: Text | None = None
+    seller_country: Text | None = None
+    compensations: list[Compensation] = field(default_factory=list)
+    disputes: list[Dispute] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seller_object(cls, data: Any) -> Any:
+        """A seller sent as `{name, country}` reads as the name plus `seller_country`."""
+        if isinstance(data, dict) and isinstance(data.get("seller"), dict):
+            seller = data["seller"]
+            data = {**data, "seller": seller.get("name") or ""}
+            if data.get("seller_country") is None and seller.get("country") is not None:
+                data["seller_country"] = seller["country"]
+        return data
 
     @model_validator(mode="after")
     def _updated_after_created(self) -> Self:
         if self.updated_at < self.created_at:
             raise ValueError("updated_at is before created_at")
+        _unique_ids(self.compensations, "compensations")
+        _unique_ids(self.disputes, "disputes")
+        _unique_ids(self.payments, "payments")
         return self
 
 

@@ -1,8 +1,11 @@
 """The sync from the BikeWerk CRM into SQLite (SPEC §10), and `main.py sync [--once]`.
 
-One run (`Syncer.sync_once`) reads managers, then the status events, then the changed orders, then a workspace
-snapshot. Events come before orders so that an order whose status changed finds the instant it entered the new
-status among the stored events: its SLA visit starts then, not when the sync noticed.
+One run (`Syncer.sync_once`) reads managers, then the status events, then the changed orders, then the
+changed leads, then a workspace snapshot. Events come before orders so that an order whose status changed
+finds the instant it entered the new status among the stored events: its SLA visit starts then, not when the
+sync noticed. New orders are screened against the sanctions list in force as they are stored
+(circles/governance/sanctions.py); every run and the client's request latencies are stored (sync_runs,
+api_latency) for the reliability circle.
 
 Pages are fetched and validated by one task while another stores them, so network, JSON decoding and SQLite
 overlap. Each store is one transaction: the records go in with `executemany` and the feed's cursor moves in
@@ -37,22 +40,29 @@ import aiosqlite
 from bikewerk import contract
 from bikewerk.client import BikeWerkClient, BikeWerkContractError, BikeWerkError, BikeWerkHTTPError
 from bikewerk.contract import Page, Rejected
-from bot.clock import Clock, SystemClock
+from bikewerk.leads import iter_leads, lead_row
+from bot.clock import Clock
 from bot.config import Settings
 from bot.logs import log_event
+from circles.governance.sanctions import Screener, screen_orders
 from domain.calendar import WorkingCalendar
 from domain.models import Manager
-from domain.policy import Policy, calendar_for, load_policy
+from domain.policy import Policy
 from domain.sla import VisitDeadlines, plan_visit
 from domain.statuses import OPEN_STATUSES, Status, StatusMap, UnknownStatus
-from storage import crm
+from storage import crm, money
 from storage.db import Database, ts
+from storage.governance import Party
+from storage.money import OrderLists
+from storage.reliability import SyncRun, add_sync_run
+from storage.revenue import upsert_leads
 from storage.timers import open_visits_bulk
 
 log = logging.getLogger(__name__)
 
 ORDERS_CURSOR = "orders"
 EVENTS_CURSOR = "order_status_events"
+LEADS_CURSOR = "leads"
 PAGE_SIZE = 5000
 BATCH_RECORDS = 50_000  # status events stored in one transaction at most
 ORDER_WEIGHT = 5  # an order holds about as much memory as five events: its batches are five times smaller
@@ -73,6 +83,7 @@ class SyncReport:
     new_order_ids: list[str] = field(default_factory=list)
     changed_order_ids: list[str] = field(default_factory=list)  # status changed in the CRM
     workspace: bool = False  # a workspace snapshot was stored
+    leads: int = 0  # lead records stored (new or refreshed)
     error: str | None = None  # why the run stopped early; what was stored before stays
 
     @property
@@ -89,7 +100,7 @@ class SyncReport:
 
 @dataclass(frozen=True)
 class SyncProgress:
-    stage: str  # managers | order_status_events | orders | workspace
+    stage: str  # managers | order_status_events | orders | leads | workspace
     pages: int
     records: int  # records received in this stage so far
     seconds: float  # since the stage started
@@ -108,6 +119,7 @@ class _Chunk(Generic[R]):
     received: int
     position: str
     pages: int = 1
+    lists: dict[str, OrderLists] = field(default_factory=dict)  # orders: compensations, disputes, payments
 
     def merge(self, later: _Chunk[R]) -> _Chunk[R]:
         return _Chunk(
@@ -116,6 +128,7 @@ class _Chunk(Generic[R]):
             self.received + later.received,
             later.position,
             self.pages + later.pages,
+            {**self.lists, **later.lists},
         )
 
 
@@ -152,6 +165,7 @@ class Syncer:
         self._status_map = StatusMap(policy.crm_status_aliases)
         self._known_statuses: dict[str, Status] = {}
         self._lock = asyncio.Lock()
+        self.screener = Screener()  # the sanctions list's name index, rebuilt when a new list is in force
 
     async def sync_once(self) -> SyncReport:
         async with self._lock:
@@ -160,6 +174,7 @@ class Syncer:
                 ("managers", self._sync_managers),
                 ("order_status_events", self._sync_events),
                 ("orders", self._sync_orders),
+                ("leads", self._sync_leads),
                 ("workspace", self._snapshot_workspace),
             )
             for source, stage in stages:
@@ -179,6 +194,7 @@ class Syncer:
                 self.last_ok_at = report.finished_at
             else:
                 self.failures += 1
+            await self._record_run(report)
             log_event(
                 log,
                 "sync.finished" if report.ok else "sync.failed",
@@ -193,6 +209,23 @@ class Syncer:
                 error=report.error,
             )
             return report
+
+    async def _record_run(self, report: SyncReport) -> None:
+        """The run and the client's latency records, stored for the reliability circle."""
+        assert report.finished_at is not None
+        run = SyncRun(
+            report.started_at,
+            report.finished_at,
+            report.ok,
+            report.error,
+            orders=report.orders,
+            events=report.events,
+            leads=report.leads,
+            violations=report.violations,
+        )
+        timed = [(t.at, t.route, t.ms, t.ok) for t in self.client.take_latencies()]
+        async with self.db.transaction() as conn:
+            await add_sync_run(conn, run, timed)
 
     async def sync_order(self, order_id: str) -> SyncReport:
         """Read one order the CRM pushed (`POST /crm/events`) and store it through the same code as a sync
@@ -316,6 +349,7 @@ class Syncer:
     # --- orders --------------------------------------------------------------------------------------------
 
     async def _sync_orders(self, report: SyncReport) -> None:
+        await self.screener.warm(self.db.reader)  # a new sanctions list is indexed before any transaction
         cursor = await crm.get_cursor(self.db.reader, ORDERS_CURSOR)
         known_managers = set(await crm.manager_telegram_ids(self.db.reader))
         await self._pump(
@@ -332,6 +366,7 @@ class Syncer:
     ) -> _Chunk[crm.MirrorOrder]:
         """Orders as the CRM shows them; `_store_orders` settles status, status_since and the manager."""
         rows: list[crm.MirrorOrder] = []
+        lists: dict[str, OrderLists] = {}
         rejected = list(page.rejected)
         for o in page.records:
             try:
@@ -342,7 +377,8 @@ class Syncer:
             # The CRM's manager fills in ours (when we have none) only for an order someone took on.
             taken = o.manager_id in known_managers and status is not Status.PENDING_MANAGER
             rows.append(_mirror(o, status, o.manager_id if taken else None))
-        return _Chunk(rows, rejected, page.received, page.position)
+            lists[o.id] = _lists(o)
+        return _Chunk(rows, rejected, page.received, page.position, lists=lists)
 
     async def _store_orders(
         self, chunk: _Chunk[crm.MirrorOrder], report: SyncReport, *, move_cursor: bool = True
@@ -380,12 +416,57 @@ class Syncer:
                     visits.append((order_id, deadlines, since))
                 rows.append(row if since == row.status_since else row._replace(status_since=since))
             await crm.upsert_orders(conn, rows, now)
+            await money.replace_lists(conn, [(i, chunk.lists[i]) for i in latest if i in chunk.lists])
             await open_visits_bulk(conn, visits)
-            raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report)
+            # Screened in the same transaction they are stored in: a hit is held before any dispatch sees it.
+            new_parties = [
+                Party(order_id, row.client_name, row.seller)
+                for order_id, row in latest.items()
+                if order_id not in stored
+            ]
+            if new_parties:
+                screened = await screen_orders(
+                    conn,
+                    new_parties,
+                    now,
+                    screener=self.screener,
+                    threshold=self.policy.governance.sanctions_threshold,
+                    settings=self.settings,
+                )
+                raised_hits = bool(screened.hits)
+            else:
+                raised_hits = False
+            raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report) or raised_hits
             if move_cursor:
                 await crm.set_cursor(conn, ORDERS_CURSOR, chunk.position, now)
         report.orders += len(rows)
         self._after_commit(raised)
+
+    # --- leads (SPEC §14) ---------------------------------------------------------------------------------
+
+    async def _sync_leads(self, report: SyncReport) -> None:
+        """Leads page by page, each page and the cursor in one transaction. A CRM without the leads endpoint
+        (404) has no funnel to sync: skipped, not a failed run."""
+        cursor = await crm.get_cursor(self.db.reader, LEADS_CURSOR)
+        started = time.monotonic()
+        pages = received = 0
+        try:
+            async with aclosing(iter_leads(self.client, cursor=cursor, limit=self.page_size)) as feed:
+                async for page in feed:
+                    now = self.clock.now()
+                    rows = [lead_row(lead) for lead in page.records]
+                    async with self.db.transaction() as conn:
+                        await upsert_leads(conn, rows, now)
+                        raised = await self._keep_aside(conn, "leads", page.rejected, now, report)
+                        await crm.set_cursor(conn, LEADS_CURSOR, page.position, now)
+                    self._after_commit(raised)
+                    report.leads += len(rows)
+                    report.pages += 1
+                    pages, received = pages + 1, received + page.received
+        except BikeWerkHTTPError as exc:
+            if exc.status != 404:
+                raise
+        self._progress(SyncProgress("leads", pages, received, time.monotonic() - started, done=True))
 
     # --- workspace -----------------------------------------------------------------------------------------
 
@@ -576,58 +657,22 @@ def _mirror(o: contract.Order, status: Status, manager: str | None) -> crm.Mirro
         purchase_eur=o.prices.purchase_eur,
         shipping_eur=o.prices.shipping_eur,
         fees_eur=o.prices.fees_eur,
+        channel=o.channel,
+        client_country=o.client.country,
+        seller_country=o.seller_country,
     )
+
+
+def _lists(o: contract.Order) -> OrderLists:
+    return OrderLists(
+        [(c.id, c.amount_eur, c.reason, ts(c.at)) for c in o.compensations],
+        [(d.id, ts(d.opened_at), ts_opt(d.closed_at), d.outcome) for d in o.disputes],
+        [(p.id, p.amount_eur, p.kind, ts(p.at)) for p in o.payments],
+    )
+
+
+def ts_opt(instant: datetime | None) -> str | None:
+    return None if instant is None else ts(instant)
 
 
 # --- main.py sync -----------------------------------------------------------------------------------------
-
-
-class TerminalProgress:
-    """Prints the sync's progress: at most one line every `every` seconds, and each stage's last."""
-
-    def __init__(self, every: float = 1.0) -> None:
-        self.every = every
-        self._last = 0.0
-
-    def __call__(self, p: SyncProgress) -> None:
-        now = time.monotonic()
-        if now - self._last < self.every and not p.done:
-            return
-        self._last = now
-        rate = p.records / p.seconds if p.seconds > 0 else 0.0
-        print(f"  {p.stage}: {p.pages} pages, {p.records} records, {rate:,.0f} records/s", flush=True)
-
-
-def summary(report: SyncReport) -> str:
-    seconds = (report.finished_at - report.started_at).total_seconds() if report.finished_at else 0.0
-    text = (
-        f"{report.managers} managers, {report.orders} orders ({len(report.new_order_ids)} new, "
-        f"{len(report.changed_order_ids)} changed status), {report.events} new events, "
-        f"{report.violations} records kept aside, {report.pages} pages"
-    )
-    if report.ok:
-        return f"sync done in {seconds:.1f} s: {text}"
-    return f"sync stopped after {seconds:.1f} s: {report.error}; stored so far: {text}"
-
-
-async def run_sync_command(settings: Settings, *, once: bool) -> int:
-    """`main.py sync [--once]`: one run, or a run every SYNC_INTERVAL_SECONDS until interrupted.
-    Exit code 0 when the (last) run completed, 1 when it stopped on an error."""
-    policy = load_policy(settings.policy_file)
-    calendar = calendar_for(policy, settings.timezone)
-    db = await Database.open(settings.database_path)
-    try:
-        token = settings.bikewerk_api_token.get_secret_value()
-        async with BikeWerkClient(settings.bikewerk_api_url, token) as client:
-            syncer = Syncer(
-                db, client, policy, calendar, SystemClock(), settings=settings, progress=TerminalProgress()
-            )
-            while True:
-                print(f"syncing from {settings.bikewerk_api_url} into {settings.database_path}", flush=True)
-                report = await syncer.sync_once()
-                print(summary(report), flush=True)
-                if once:
-                    return 0 if report.ok else 1
-                await asyncio.sleep(settings.sync_interval_seconds)
-    finally:
-        await db.close()

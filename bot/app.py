@@ -265,7 +265,7 @@ class BotApp:
         if not hasattr(self, "syncer") or self.syncer.last_ok_at is None:
             return "no successful sync yet"
         age = (self.clock.now() - self.syncer.last_ok_at).total_seconds()
-        if age > self.settings.health_sync_max_age_seconds:
+        if age > self.services.policy.reliability.sync_lag_minutes * 60:  # the reliability circle's bound
             return f"last successful sync {age:.0f} s ago"
         return None
 

@@ -47,8 +47,6 @@ class Settings(BaseSettings):
     # The bot's own HTTP server (SPEC §13: the CRM's pushes, health, metrics); none without HTTP_PORT.
     http_host: str = Field(default="127.0.0.1", alias="HTTP_HOST")
     http_port: int | None = Field(default=None, ge=0, le=65535, alias="HTTP_PORT")
-    # GET /healthz reports "sync" failing when the last successful CRM sync ended longer ago than this.
-    health_sync_max_age_seconds: int = Field(default=600, ge=10, alias="HEALTH_SYNC_MAX_AGE_SECONDS")
 
     # Storage
     database_path: Path = Field(default=Path("data/bikewerk.db"), alias="DATABASE_PATH")

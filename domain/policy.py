@@ -99,6 +99,32 @@ def _check_open_status_keys(table: dict[Status, object], what: str) -> None:
         raise ValueError(f"every open status needs a {what}; missing {', '.join(missing)}")
 
 
+class GovernancePolicy(_Model):
+    """[governance]: sanctions screening and process drift (issue 15)."""
+
+    sanctions_threshold: float = Field(gt=0, le=100)  # name score (0..100) that holds an order
+
+
+class ReliabilityPolicy(_Model):
+    """[reliability]: the bounds whose crossing raises a reliability signal (issue 15)."""
+
+    api_p95_bound_ms: float = Field(gt=0)  # CRM API p95 over the last hour
+    unreachable_failures: int = Field(gt=0)  # failed sync runs in a row: CRM unreachable
+    sync_lag_minutes: int = Field(gt=0)  # no successful sync for this long: lagging
+    sender_backlog_limit: int = Field(gt=0)  # messages due and unsent
+    violation_burst: int = Field(gt=0)  # records kept aside within the last hour
+
+
+class RevenuePolicy(_Model):
+    """[revenue]: the normal band of each channel's conversion and each stage's drop-off (issue 15)."""
+
+    band_weeks: int = Field(gt=0)  # the band's rate is learned from this many weeks of days
+    band_sigmas: float = Field(gt=0)  # ± this many binomial standard deviations for the day
+    band_min_width: float = Field(ge=0)  # the band is at least ± this much wide (a fraction)
+    band_min_days: int = Field(gt=1)  # fewer days of history: no band yet, no signal
+    min_leads: int = Field(gt=0)  # a day with fewer at the stage's start is not judged
+
+
 ResponseSeverity = Literal["critical", "high", "medium"]  # "low" waits for the weekly review
 
 
@@ -138,6 +164,32 @@ class DispatchPolicy(_Model):
     max_capacity: int = Field(gt=0)  # the highest capacity an admin may set with /capacity
 
 
+class UnitEconomicsPolicy(_Model):
+    """The AI-CFO's leak rules ([unit_economics]); domain.economics.EconomicsRules carries them."""
+
+    margin_floor_pct: float = Field(ge=-1, lt=1)  # a fraction of the sale: 0.08 = 8 %
+    usual_shipping_eur: float = Field(ge=0)
+    shipping_tolerance_eur: float = Field(ge=0)
+    purchase_tolerance_pct: float = Field(ge=0)
+    under_collection_tolerance_eur: float = Field(ge=0)
+    watch_days: int = Field(gt=0)  # delivered orders re-checked when they change, this long
+
+
+class QualityPolicy(_Model):
+    """The Head of Quality's rules ([quality])."""
+
+    repeat_days: int = Field(gt=0)
+
+
+class ScorecardPolicy(_Model):
+    """AI-РОМ ([scorecards]): when a manager is slipping."""
+
+    misses_per_day: int = Field(gt=0)  # offers missed (expired) within one local day
+    breach_rate_factor: float = Field(gt=1)  # breach rate at least this many times the team's
+    min_visits: int = Field(gt=0)  # visits a manager needs in the window before the rate counts
+    window_days: int = Field(gt=0)
+
+
 class Policy(_Model):
     version: str = Field(min_length=1)
     calendar: CalendarPolicy
@@ -151,6 +203,12 @@ class Policy(_Model):
     signals: SignalsPolicy
     outbox: OutboxPolicy
     dispatch: DispatchPolicy
+    unit_economics: UnitEconomicsPolicy
+    quality: QualityPolicy
+    scorecards: ScorecardPolicy
+    governance: GovernancePolicy
+    reliability: ReliabilityPolicy
+    revenue: RevenuePolicy
 
     @field_validator("budgets")
     @classmethod

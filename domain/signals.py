@@ -30,6 +30,7 @@ class Circle(StrEnum):
 
     SALES_OPS = "sales_ops"
     QUALITY = "quality"
+    UNIT_ECONOMICS = "unit_economics"
     FINANCE = "finance"
     COMPLIANCE = "compliance"
     PLATFORM = "platform"
@@ -80,6 +81,32 @@ SIGNAL_TYPES: dict[str, SignalType] = {
         SignalType(
             "quality.severe_defect", Circle.QUALITY, "high", Priority.CLIENT_MONEY, False, "renegotiate"
         ),
+        # Circles, part 1: the CFO's findings go to the owner; quality and scorecard signals to the leads.
+        SignalType(
+            "unit_economics.margin_leak",
+            Circle.UNIT_ECONOMICS,
+            "medium",
+            Priority.CLIENT_MONEY,
+            False,
+            "recover",
+        ),
+        SignalType(
+            "unit_economics.under_collection",
+            Circle.UNIT_ECONOMICS,
+            "medium",
+            Priority.CLIENT_MONEY,
+            False,
+            "collect",
+        ),
+        SignalType(
+            "quality.repeat_incident", Circle.QUALITY, "high", Priority.CLIENT_MONEY, False, "review_seller"
+        ),
+        SignalType(
+            "quality.dispute_opened", Circle.QUALITY, "medium", Priority.CLIENT_MONEY, False, "answer_dispute"
+        ),
+        SignalType(
+            "sales_ops.manager_slipping", Circle.SALES_OPS, "medium", Priority.SLA_SPEED, False, "coach"
+        ),
         SignalType(
             "sync.contract_violation", Circle.PLATFORM, "medium", Priority.SLA_SPEED, False, "fix_data"
         ),
@@ -89,6 +116,40 @@ SIGNAL_TYPES: dict[str, SignalType] = {
         SignalType(
             "postmortem.missing", Circle.COMPLIANCE, "medium", Priority.COMPLIANCE, False, "postmortem"
         ),
+        # Governance, reliability and revenue circles (issue 15). A sanctions hit holds its order until a
+        # human decides: approve = a false positive (the order is released), reject = cancel the order.
+        SignalType(
+            "compliance.sanctions_hit",
+            Circle.COMPLIANCE,
+            "critical",
+            Priority.COMPLIANCE,
+            True,
+            "hold",
+            postmortem=False,
+        ),
+        SignalType(
+            "governance.process_drift",
+            Circle.COMPLIANCE,
+            "medium",
+            Priority.COMPLIANCE,
+            False,
+            "follow_process",
+        ),
+        SignalType(
+            "reliability.crm_unreachable", Circle.PLATFORM, "high", Priority.SLA_SPEED, False, "restore"
+        ),
+        SignalType("reliability.crm_slow", Circle.PLATFORM, "high", Priority.SLA_SPEED, False, "restore"),
+        SignalType("reliability.sync_lagging", Circle.PLATFORM, "high", Priority.SLA_SPEED, False, "restore"),
+        SignalType(
+            "reliability.sender_backlog", Circle.PLATFORM, "medium", Priority.SLA_SPEED, False, "restore"
+        ),
+        SignalType(
+            "reliability.contract_violations", Circle.PLATFORM, "high", Priority.SLA_SPEED, False, "fix_data"
+        ),
+        SignalType(
+            "revenue.channel_conversion", Circle.GROWTH, "medium", Priority.GROWTH, False, "investigate"
+        ),
+        SignalType("revenue.stage_drop_off", Circle.GROWTH, "medium", Priority.GROWTH, False, "investigate"),
         # details["action"] names what waits for approval: cancel | compensation | bulk_reassign.
         SignalType(
             "decision.approval_needed",
@@ -102,7 +163,7 @@ SIGNAL_TYPES: dict[str, SignalType] = {
     )
 }
 
-APPROVAL_ACTIONS: frozenset[str] = frozenset({"cancel", "compensation", "bulk_reassign"})
+APPROVAL_ACTIONS: frozenset[str] = frozenset({"cancel", "compensation", "bulk_reassign", "sanctions_review"})
 
 
 class UnknownSignalType(ValueError):

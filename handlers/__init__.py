@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, checklist, common, digest, errors, manager, signals
+from handlers import admin, checklist, circles, common, digest, errors, manager, risk_circles, signals
 
 
 def routers() -> list[Router]:
@@ -17,5 +17,7 @@ def routers() -> list[Router]:
         signals.router(),
         admin.router(),
         digest.router(),
+        circles.router(),
+        risk_circles.router(),
         common.fallback_router(),  # keep last: answers what no router above handled
     ]

@@ -35,14 +35,17 @@ ROLE_COMMANDS: dict[Role, list[Command]] = {
     Role.MANAGER: [
         ("my", __("your open orders and their next steps")),
         ("shift", __("on | off: take new orders or not")),
+        ("me", __("your scorecard for the last 7 days")),
     ],
     Role.LEAD: [
         ("signals", __("open signals")),
         ("order", __("ID: an order, its history and why it went to its manager")),
+        ("scorecard", __("[MANAGER]: managers' scorecards and why SLAs failed")),
     ],
     Role.OWNER: [
         ("kpi", __("the KPIs now")),
         ("digest", __("the morning digest now")),
+        ("margin", __("[ORDER | days N]: margins, leaks and their causes")),
     ],
     Role.ADMIN: [
         ("signals", __("open signals, filtered")),
@@ -56,6 +59,8 @@ ROLE_COMMANDS: dict[Role, list[Command]] = {
         ("order", __("ID: an order, its history and why it went to its manager")),
         ("kpi", __("the KPIs now")),
         ("digest", __("the morning digest now")),
+        ("margin", __("[ORDER | days N]: margins, leaks and their causes")),
+        ("scorecard", __("[MANAGER]: managers' scorecards and why SLAs failed")),
         ("link", __("MANAGER_ID: a one-time code to link a manager's Telegram")),
     ],
 }

@@ -29,7 +29,9 @@ from domain.signals import (
     SignalFilter,
 )
 from domain.statuses import Status
+from keyboards.circle_signals import CIRCLE_SIGNALS, circle_facts, circle_title
 from keyboards.orders import status_label
+from keyboards.risk_signals import risk_facts
 from keyboards.signal_input import BUTTON_CODE_OF, CALLBACK_PREFIX, ParseError
 from storage.assignments import DispatchManager
 from storage.signals import Decision, Postmortem
@@ -89,8 +91,17 @@ def type_title(code: str) -> str:
         "telegram.chat_blocked": _("Chat blocked the bot"),
         "postmortem.missing": _("Postmortem missing"),
         "decision.approval_needed": _("Approval needed"),
+        "compliance.sanctions_hit": _("Sanctions list hit: order held"),
+        "governance.process_drift": _("Process bypassed in the CRM"),
+        "reliability.crm_unreachable": _("CRM unreachable"),
+        "reliability.crm_slow": _("CRM slow"),
+        "reliability.sync_lagging": _("Sync lagging"),
+        "reliability.sender_backlog": _("Telegram sender backlog growing"),
+        "reliability.contract_violations": _("Burst of CRM contract violations"),
+        "revenue.channel_conversion": _("Channel conversion out of its normal band"),
+        "revenue.stage_drop_off": _("Funnel stage drop-off out of its normal band"),
     }
-    return titles.get(code, code)
+    return titles.get(code) or circle_title(code) or code
 
 
 def severity_label(severity: str) -> str:
@@ -107,6 +118,7 @@ def approval_label(action: str) -> str:
         "cancel": _("cancel the order"),
         "compensation": _("pay a compensation"),
         "bulk_reassign": _("reassign orders in bulk"),
+        "sanctions_review": _("clear a sanctions hit"),
     }
     return labels.get(action, action)
 
@@ -154,6 +166,10 @@ def _facts(signal: Signal, tz: ZoneInfo) -> list[str]:
         if "since" in details:
             since = datetime.fromisoformat(str(details["since"]))
             lines.append(_("In this status since {time}").format(time=local_time(since, tz)))
+    elif signal.type in CIRCLE_SIGNALS:
+        lines += circle_facts(signal.type, details)
+    elif (facts := risk_facts(signal.type, details)) is not None:
+        lines += facts
     elif signal.type == "decision.approval_needed":
         lines.append(
             _("Waiting for approval: {action}").format(
@@ -220,7 +236,10 @@ def ping_keyboard(signal: Signal) -> InlineKeyboardMarkup:
     if signal.state == "resolved":
         return no_buttons()
     rows: list[list[InlineKeyboardButton]] = []
-    if signal.needs_decision:
+    if signal.needs_decision and signal.type == "compliance.sanctions_hit":
+        rows.append([_button(_("✅ False positive: release the order"), signal.id, DecideAction.APPROVE)])
+        rows.append([_button(_("⛔ Confirmed: cancel the order"), signal.id, DecideAction.REJECT)])
+    elif signal.needs_decision:
         rows.append(
             [
                 _button(_("✅ Approve"), signal.id, DecideAction.APPROVE),

@@ -27,6 +27,10 @@ from bikewerk.sync import Syncer, SyncReport
 from bot.config import Settings
 from bot.logs import log_event
 from bot.services import Services
+from circles import watch
+from circles.governance import drift
+from circles.reliability import health
+from circles.revenue import bands
 from circles.sales_ops import digests, dispatcher, kpi, orders, sla
 from storage.backup import dated_backup
 
@@ -87,6 +91,16 @@ def register_jobs(
     # The nightly backup: dated copies of the database and the artifacts (BACKUP_DIR, BACKUP_KEEP).
     if settings.backup_keep > 0:
         add("backup.nightly", nightly_backup, CronTrigger(hour=3, minute=30, timezone=tz), services)
+    add("circles.watch", circles_watch, every_minute, services)
+    add("governance.drift", governance_drift, every_minute, services)
+    add("reliability.health", reliability_health, every_minute, services)
+    # The revenue funnel's bands: yesterday judged once a day, an hour before the digests.
+    add(
+        "revenue.funnel",
+        revenue_funnel,
+        CronTrigger(hour=(hour - 1) % 24, minute=minute, timezone=tz),
+        services,
+    )
     # More jobs go here, one `add(...)` each.
 
 
@@ -179,6 +193,10 @@ async def effect_sweep(services: Services) -> None:
     await decisions.sweep_effects(services, services.clock.now())
 
 
+async def circles_watch(services: Services) -> None:
+    await watch.run(services, services.clock.now())
+
+
 async def dispatch_tick(services: Services) -> None:
     await dispatcher.dispatch_tick(services)
 
@@ -194,3 +212,15 @@ async def nightly_backup(services: Services) -> None:
         now=services.clock.now(),
     )
     log_event(log, "backup.done", folder=str(folder))
+
+
+async def governance_drift(services: Services) -> None:
+    await drift.detect_drift(services, services.clock.now())
+
+
+async def reliability_health(services: Services) -> None:
+    await health.check_health(services, services.clock.now())
+
+
+async def revenue_funnel(services: Services) -> None:
+    await bands.watch_funnel(services, services.clock.now())

@@ -21,7 +21,7 @@ from storage.db import parse_ts, parse_ts_opt, ts
 
 WriteKind = Literal["assign", "status"]
 ViolationSource = Literal[
-    "orders", "order_status_events", "managers", "workspace", "crm_writes", "crm_events"
+    "orders", "order_status_events", "managers", "workspace", "crm_writes", "crm_events", "leads"
 ]
 
 
@@ -95,6 +95,9 @@ class MirrorOrder(NamedTuple):
     purchase_eur: float | None
     shipping_eur: float | None
     fees_eur: float | None
+    channel: str | None = None
+    client_country: str | None = None
+    seller_country: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ async def status_entry_times(
 _ORDER_COLUMNS = (
     "id, status, crm_status, created_at, updated_at, status_since, client_name, client_city, bike_brand,"
     " bike_model, price_eur, is_ebike, seller, crm_manager_id, assigned_manager_id, sale_eur, purchase_eur,"
-    " shipping_eur, fees_eur"
+    " shipping_eur, fees_eur, channel, client_country, seller_country"
 )
 
 
@@ -160,7 +163,7 @@ def _from_json_rows(columns: int, *more: str) -> str:
 
 _UPSERT_ORDERS = f"""
 INSERT INTO orders ({_ORDER_COLUMNS}, synced_at)
-{_from_json_rows(19, "?2")} WHERE true
+{_from_json_rows(22, "?2")} WHERE true
 ON CONFLICT (id) DO UPDATE SET
     status_since = CASE WHEN orders.status = excluded.status THEN orders.status_since
                         ELSE excluded.status_since END,
@@ -170,7 +173,8 @@ ON CONFLICT (id) DO UPDATE SET
     is_ebike = excluded.is_ebike, seller = excluded.seller, crm_manager_id = excluded.crm_manager_id,
     assigned_manager_id = coalesce(orders.assigned_manager_id, excluded.assigned_manager_id),
     sale_eur = excluded.sale_eur, purchase_eur = excluded.purchase_eur, shipping_eur = excluded.shipping_eur,
-    fees_eur = excluded.fees_eur, synced_at = excluded.synced_at
+    fees_eur = excluded.fees_eur, channel = excluded.channel, client_country = excluded.client_country,
+    seller_country = excluded.seller_country, synced_at = excluded.synced_at
 """
 
 
@@ -198,6 +202,9 @@ async def upsert_orders(conn: aiosqlite.Connection, orders: Sequence[MirrorOrder
             o.purchase_eur,
             o.shipping_eur,
             o.fees_eur,
+            o.channel,
+            o.client_country,
+            o.seller_country,
         )
         for o in orders
     ]

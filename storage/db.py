@@ -136,11 +136,16 @@ def _sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _readonly_uri(path: Path) -> str:
+    return f"{path.absolute().as_uri()}?mode=ro"
+
+
 async def open_reader(path: Path) -> aiosqlite.Connection:
     """A read-only connection to the database at `path` (WAL: reads never wait for the writer)."""
-    reader = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    reader = await aiosqlite.connect(_readonly_uri(path), uri=True, isolation_level=None)
     reader.row_factory = aiosqlite.Row
     await reader.execute("PRAGMA busy_timeout=5000")
+    await reader.execute("PRAGMA query_only=ON")
     await reader.execute("PRAGMA cache_size=-32768")
     return reader
 

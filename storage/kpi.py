@@ -422,3 +422,21 @@ async def message_queued(source: Source, chat_id: int, ref: str) -> bool:
     """Whether a message slot (chat, ref) exists already: a digest goes out once per day and chat."""
     row = await _one(source, "SELECT 1 FROM tg_messages WHERE chat_id = ? AND ref = ?", (chat_id, ref))
     return row is not None
+
+
+async def add_snapshot_rows(
+    conn: aiosqlite.Connection, day: date, metrics: Mapping[MetricKey, float | None]
+) -> int:
+    """Add rows to a day's snapshot (the circles' KPIs beside sales_ops'); rows the day has already stay."""
+    cursor = await conn.executemany(
+        "INSERT OR IGNORE INTO kpi_snapshots (day, metric, scope, value) VALUES (?, ?, ?, ?)",
+        [(day.isoformat(), metric, scope, value) for (metric, scope), value in metrics.items()],
+    )
+    return max(cursor.rowcount, 0)
+
+
+async def has_metric(source: Source, day: date, metric: str) -> bool:
+    row = await _one(
+        source, "SELECT 1 FROM kpi_snapshots WHERE day = ? AND metric = ? LIMIT 1", (day.isoformat(), metric)
+    )
+    return row is not None

@@ -93,8 +93,8 @@ async def order_of_handle(conn: aiosqlite.Connection, handle: int) -> str | None
 async def pending_without_offer(
     conn: aiosqlite.Connection, *, after: Order | None = None, limit: int = 1000
 ) -> list[Order]:
-    """Orders in pending_manager with neither a live offer nor an accepted assignment, oldest first; the
-    next page starts `after` the last order of the previous one."""
+    """Orders in pending_manager with neither a live offer nor an accepted assignment nor a compliance hold,
+    oldest first; the next page starts `after` the last order of the previous one."""
     start = (ts(after.created_at), after.id) if after is not None else ("", "")
     rows = await conn.execute_fetchall(
         f"""
@@ -102,6 +102,8 @@ async def pending_without_offer(
         WHERE o.status = 'pending_manager' AND (o.created_at, o.id) > (?, ?)
           AND NOT EXISTS (SELECT 1 FROM ai_assignments a
                           WHERE a.order_id = o.id AND a.state IN ('offered', 'accepted'))
+          AND NOT EXISTS (SELECT 1 FROM compliance_holds h  -- held by a sanctions hit (governance)
+                          WHERE h.order_id = o.id AND h.released_at IS NULL)
         ORDER BY o.created_at, o.id
         LIMIT ?
         """,

@@ -7,6 +7,8 @@ timeouts, malformed records and schema drift. The control side lives under `/sim
 
 - `POST /sim/orders` (optional body: client, bike, seller, prices) creates an order in pending_manager;
 - `POST /sim/orders/{id}/status` `{"status", "actor"?, "manager_id"?}` changes an order as someone in the CRM;
+- `POST /sim/orders/{id}/money` `{compensations?, disputes?, payments?, prices?}` adds entries to an order's
+  lists or changes its prices (testkit/sim_money.py draws the seeded ones: channel, countries, payments, ...);
 - `POST /sim/managers` `{id, name, telegram_id, active, capacity, timezone}` adds or updates a manager;
 - `POST /sim/faults` (body: `Faults`; fields left out are reset) and `GET /sim/faults`;
 - `GET /sim/writes`: every write received, with its idempotency key and whether it was applied;
@@ -45,6 +47,8 @@ from bikewerk.contract import MAX_PAGE_SIZE, AssignWrite, Manager, StatusWrite, 
 from bot.clock import Clock, SystemClock
 from bot.logs import log_event
 from domain.statuses import STATUS_ORDER, Status
+from testkit.sim_leads import LeadFunnel
+from testkit.sim_money import merged, money_of
 from testkit.sim_push import Pusher
 
 log = logging.getLogger(__name__)
@@ -229,6 +233,7 @@ class BikeWerkSimulator:
         anchor: datetime | None = None,
         token: str | None = None,
         clock: Clock | None = None,
+        lead_days: float | None = None,
     ) -> None:
         if orders < 0 or events_per_order < 0 or days <= 0:
             raise ValueError("orders, events_per_order must be >= 0 and days > 0")
@@ -237,6 +242,8 @@ class BikeWerkSimulator:
         self.clock = clock or SystemClock()
         anchor = anchor or self.clock.now().replace(microsecond=0)
         self._anchor_us = _us(anchor)
+        # The sales funnel (testkit/sim_leads.py): leads from `lead_days` (default `days`) before the anchor.
+        self.leads = LeadFunnel(seed, anchor - timedelta(days=days if lead_days is None else lead_days))
         self._span_us = int(days * 86_400 * _US)
         self._managers: list[dict[str, Any]] = self._seed_managers(managers)
         self._seeded_managers = len(self._managers)  # histories draw from these, whatever is added later
@@ -256,6 +263,7 @@ class BikeWerkSimulator:
         self._ev_at = array("q")
         self._seed_orders(orders)
         self._overrides: dict[int, dict[str, Any]] = {}
+        self._money: dict[int, dict[str, Any]] = {}  # entries added through /sim/orders/{id}/money
         # JSON of records as served without faults; an order's is dropped when it changes.
         self._rendered_orders: dict[int, bytes] = {}
         self._rendered_events: dict[int, bytes] = {}
@@ -348,13 +356,25 @@ class BikeWerkSimulator:
             "seller": seller,
             "prices": {
                 "sale_eur": price,
-                "purchase_eur": round(price * rng.uniform(0.62, 0.8), 2),
+                "purchase_eur": round(price * rng.uniform(0.66, 0.84), 2),
                 "shipping_eur": float(rng.choice((49, 79, 119, 149))),
                 "fees_eur": round(price * 0.029 + 0.35, 2),
             },
         }
         record.update(self._overrides.get(index, {}))
-        return record
+        added = self._money.get(index, {})
+        record = merged(record, {"prices": added.get("prices", {})})
+        updated = self._updated[index]
+        drawn = money_of(
+            self._rng(4, index),
+            record,
+            status=self._status[index],
+            created=self._created[index],
+            updated=updated,
+            anchor=max(self._anchor_us, updated),
+            incidents=index < self._seeded,  # an order made through /sim/ gets only what the test adds
+        )
+        return merged({**record, **drawn}, added)
 
     def _seed_managers(self, managers: int | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if not isinstance(managers, int):
@@ -514,6 +534,17 @@ class BikeWerkSimulator:
             self._touch(index)
         return self._order_record(index)
 
+    def add_money(self, order_id: str, **extra: Any) -> dict[str, Any]:
+        """Add compensations, disputes or payments to an order, or change its prices (as the CRM's users do
+        after the fact); the order shows as changed to the next sync."""
+        index = self._lookup(order_id)
+        unknown = set(extra) - {"compensations", "disputes", "payments", "prices"}
+        if unknown:
+            raise _Refused(400, f"unknown fields: {', '.join(sorted(unknown))}")
+        self._money[index] = merged({"prices": {}, **self._money.get(index, {})}, extra)
+        self._touch(index)
+        return self._order_record(index)
+
     def _status_code(self, name: str) -> int:
         try:
             return _CODE_OF[Status(name.strip().casefold())]
@@ -578,10 +609,13 @@ class BikeWerkSimulator:
                 web.get("/api/crm/order_status_events", self._get_events, name="events"),
                 web.get("/api/crm/managers", self._get_managers, name="managers"),
                 web.get("/api/admin/workspace", self._get_workspace, name="workspace"),
+                web.get("/api/crm/leads", self._get_leads, name="leads"),
+                web.post("/sim/leads/degrade", self._sim_degrade_leads),
                 web.post("/api/crm/orders/{order_id}/assign", self._post_write, name="assign"),
                 web.post("/api/crm/orders/{order_id}/status", self._post_write, name="status"),
                 web.post("/sim/orders", self._sim_create_order),
                 web.post("/sim/orders/{order_id}/status", self._sim_change_status),
+                web.post("/sim/orders/{order_id}/money", self._sim_add_money),
                 web.post("/sim/managers", self._sim_manager),
                 web.get("/sim/faults", self._sim_get_faults),
                 web.post("/sim/faults", self._sim_set_faults),
@@ -696,6 +730,25 @@ class BikeWerkSimulator:
             )
         return _page([self._event_json(p) for p in positions], tail)
 
+    async def _get_leads(self, request: web.Request) -> web.Response:
+        items, cursor, more = self.leads.page(
+            self.clock.now(), request.query.get("cursor"), self._limit(request)
+        )
+        self.stats.records["leads"] += len(items)
+        if self._faulty_records():
+            items = [self._served("leads", item) for item in items]
+        return _json({"items": items, "next_cursor": cursor, "has_more": more})
+
+    async def _sim_degrade_leads(self, request: web.Request) -> web.Response:
+        """`{"channel", "factor", "since"?}`: the channel's leads from `since` (default now) convert worse."""
+        body = await _body(request)
+        try:
+            since = datetime.fromisoformat(body["since"]) if body.get("since") else self.clock.now()
+            self.leads.degrade(str(body.get("channel")), since, float(body.get("factor", 0.5)))
+        except (ValueError, TypeError) as exc:
+            return _error(400, str(exc))
+        return _json({"degradations": len(self.leads.degradations)})
+
     def _faulty_records(self) -> bool:
         return bool(self.faults.malformed_share or self.faults.drift)
 
@@ -777,6 +830,12 @@ class BikeWerkSimulator:
         except _Refused as exc:
             return _error(exc.status, str(exc))
         return _json(record)
+
+    async def _sim_add_money(self, request: web.Request) -> web.Response:
+        try:
+            return _json(self.add_money(request.match_info["order_id"], **await _body(request)))
+        except _Refused as exc:
+            return _error(exc.status, str(exc))
 
     async def _sim_manager(self, request: web.Request) -> web.Response:
         try:
@@ -877,6 +936,17 @@ _BREAKERS: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], ...]] = {
         lambda r: _without(r, "bike"),
         lambda r: {**r, "created_at": "yesterday"},
         _negative_price,
+        lambda r: {
+            **r,
+            "payments": [
+                *r.get("payments", []),
+                {"id": "x", "amount_eur": 10, "kind": "gift", "at": r["updated_at"]},
+            ],
+        },
+        lambda r: {
+            **r,
+            "compensations": [{"id": "x", "amount_eur": -50, "reason": "?", "at": r["updated_at"]}],
+        },
     ),
     "events": (
         lambda r: {**r, "to_status": "teleported"},
@@ -886,6 +956,11 @@ _BREAKERS: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], ...]] = {
     "managers": (
         lambda r: {**r, "name": ""},
         lambda r: {**r, "telegram_id": "not a number"},
+    ),
+    "leads": (
+        lambda r: _without(r, "channel"),
+        lambda r: {**r, "created_at": "last tuesday"},
+        lambda r: {**r, "cost_eur": -5},
     ),
 }
 
@@ -901,7 +976,7 @@ def _drift_order(r: dict[str, Any]) -> dict[str, Any]:
         "status": r["status"].upper(),
         "created_at": _local(r["created_at"]),
         "updated_at": _local(r["updated_at"]),
-        "channel": "marketplace",
+        "source_system": "crm-v2",
         "bike": {
             **bike,
             "price_eur": f"{bike['price_eur']:.2f}",
@@ -938,6 +1013,7 @@ _DRIFTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "orders": _drift_order,
     "events": _drift_event,
     "managers": _drift_manager,
+    "leads": lambda r: {**r, "channel": str(r["channel"]).upper(), "utm": "spring"},
 }
 
 

@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ["run", "demo", "simulate", "migrate", "sync", "simulator", "check-config", "baseline"]
+COMMANDS = [
+    "run",
+    "demo",
+    "simulate",
+    "migrate",
+    "sync",
+    "simulator",
+    "check-config",
+    "baseline",
+    "sanctions",
+]
 
 
 def _main(

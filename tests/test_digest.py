@@ -110,9 +110,11 @@ def png_size(path: Path) -> tuple[int, int]:
 async def test_the_owner_digest_is_text_plus_chart_once_per_day(services: Services, db: Database) -> None:
     sent = await send_owner_digest(services, NOW)
     assert [s.chat_id for s in sent] == [OWNER]
-    text, chart = await slots(db, OWNER)
+    text, chart, margin = await slots(db, OWNER)
     assert (text["ref"], text["kind"]) == ("digest:owner:2026-11-23", "text")
     assert (chart["ref"], chart["kind"]) == ("digest:owner:2026-11-23:chart", "photo")
+    assert (margin["ref"], margin["kind"]) == ("digest:owner:2026-11-23:margin", "photo")
+    assert png_size(Path(margin["file_path"])) == (1200, 600)
     assert Path(chart["file_path"]) == sent[0].chart and sent[0].chart.exists()
     body = text["body"]
     # Russian is the default language: the texts come from the Russian catalog, numbers in Russian form
@@ -128,7 +130,7 @@ async def test_the_owner_digest_is_text_plus_chart_once_per_day(services: Servic
 
     # a second run on the same day (a restart, a repeated job) sends nothing and edits nothing
     assert await send_owner_digest(services, NOW + timedelta(hours=2)) == []
-    assert [row["version"] for row in await slots(db, OWNER)] == [1, 1]
+    assert [row["version"] for row in await slots(db, OWNER)] == [1, 1, 1]
     # the next morning brings a new one
     assert len(await send_owner_digest(services, NOW + timedelta(days=1))) == 1
 
@@ -137,8 +139,9 @@ async def test_the_owner_digest_speaks_the_owners_language(services: Services, d
     async with db.transaction() as conn:
         await set_language(conn, telegram_id=OWNER, lang="en", now=NOW)
     await send_owner_digest(services, NOW)
-    text, chart = await slots(db, OWNER)
+    text, chart, margin = await slots(db, OWNER)
     assert text["body"].startswith("<b>☀️ Morning digest · 23.11</b>")
+    assert "<b>Money</b> (24 h)" in text["body"] and margin["body"] == "Net margin per day, 14 days (€)"
     assert "16.7%" in text["body"]
     assert "Waiting for a manager: <b>2</b>" in text["body"]
     assert chart["body"] == "Queue and SLA breaches per day, 14 days to 23.11"
@@ -163,7 +166,8 @@ async def test_charts_older_than_a_month_are_deleted_and_the_new_one_kept(servic
 
     (sent,) = await send_owner_digest(services, NOW)
 
-    assert sorted(p.name for p in charts.glob("*.png")) == sorted([recent.name, sent.chart.name])
+    margin = f"margin-{sent.chart.name}"
+    assert sorted(p.name for p in charts.glob("*.png")) == sorted([recent.name, sent.chart.name, margin])
 
 
 async def test_digest_on_demand_goes_to_the_asking_chat_each_time(services: Services, db: Database) -> None:
@@ -174,8 +178,10 @@ async def test_digest_on_demand_goes_to_the_asking_chat_each_time(services: Serv
     assert refs == [
         "digest:now:2026-11-23T0900",
         "digest:now:2026-11-23T0900:chart",
+        "digest:now:2026-11-23T0900:margin",
         "digest:now:2026-11-23T0905",
         "digest:now:2026-11-23T0905:chart",
+        "digest:now:2026-11-23T0905:margin",
     ]
 
 
@@ -273,8 +279,8 @@ async def test_the_scheduled_digest_reaches_the_owner_as_text_and_photo_in_both_
 
     await owner_digest(harness.services)  # the scheduler's job function
     await harness.settle()
-    text, photo = harness.emulator.transcript(OWNER)
-    assert (text.kind, photo.kind) == ("text", "photo")
+    text, photo, margin = harness.emulator.transcript(OWNER)
+    assert (text.kind, photo.kind, margin.kind) == ("text", "photo", "photo")
     # Russian by default: the catalog's texts, Russian number forms (1 of 3 open orders stuck)
     assert tr("<b>☀️ Morning digest · {day}</b>", "ru").format(day="23.11").removeprefix("<b>").split("<")[
         0
@@ -290,7 +296,7 @@ async def test_the_scheduled_digest_reaches_the_owner_as_text_and_photo_in_both_
     harness.clock.advance(timedelta(days=1))
     await owner_digest(harness.services)
     await harness.settle()
-    text_en, photo_en = [m for m in harness.emulator.transcript(OWNER) if m.kind in ("text", "photo")][-2:]
+    text_en, photo_en, _ = [m for m in harness.emulator.transcript(OWNER) if m.kind in ("text", "photo")][-3:]
     assert (text_en.text or "").startswith("☀️ Morning digest · 24.11")
     assert "33.3%" in (text_en.text or "")
     assert photo_en.caption == "Queue and SLA breaches per day, 14 days to 24.11"
@@ -327,7 +333,7 @@ async def test_kpi_and_digest_commands_check_the_callers_rights(harness: Any) ->
 
     harness.emulator.send_text(OWNER, "/digest")
     await harness.settle()
-    assert [m.kind for m in harness.emulator.transcript(OWNER)] == ["text", "photo"]
+    assert [m.kind for m in harness.emulator.transcript(OWNER)] == ["text", "photo", "photo"]
 
     # A forged press: a lead asking for the owner's KPI table, and data that does not parse.
     message_id = harness.emulator.transcript(OWNER)[0].message_id

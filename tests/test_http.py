@@ -62,7 +62,7 @@ async def test_healthz_is_200_when_every_part_is_alive_then_503_naming_the_dead_
 
 async def test_healthz_names_a_stale_sync(h: Harness) -> None:
     await healthy(h)
-    h.clock.advance(timedelta(seconds=h.settings.health_sync_max_age_seconds + 60))
+    h.clock.advance(timedelta(minutes=h.services.policy.reliability.sync_lag_minutes + 1))
     status, body = await get(h, "/healthz")
     assert status == 503 and body["failing"] == ["sync"]
     assert "ago" in body["checks"]["sync"]

@@ -15,7 +15,8 @@ import pytest
 
 from bikewerk.client import BikeWerkClient, RetryPolicy
 from bikewerk.outbox import CrmOutboxWorker, enqueue_crm_write
-from bikewerk.sync import EVENTS_CURSOR, ORDERS_CURSOR, Syncer, SyncProgress, run_sync_command
+from bikewerk.sync import EVENTS_CURSOR, ORDERS_CURSOR, Syncer, SyncProgress
+from bikewerk.sync_command import run_sync_command
 from bot.config import load_settings
 from domain.policy import Policy, calendar_for
 from domain.sla import plan_visit
@@ -161,7 +162,7 @@ async def test_an_incremental_sync_reads_only_what_changed(world: World) -> None
         [],
     )
     requests = {k: v - before[0].get(k, 0) for k, v in world.sim.stats.requests.items()}
-    assert requests == {"managers": 1, "events": 1, "orders": 1, "workspace": 1}
+    assert requests == {"managers": 1, "events": 1, "orders": 1, "leads": 1, "workspace": 1}
 
     moving, status = (await world.rows(f"SELECT id, status FROM orders WHERE status IN {TAKEN} ORDER BY id"))[
         0
@@ -176,7 +177,9 @@ async def test_an_incremental_sync_reads_only_what_changed(world: World) -> None
     assert report.new_order_ids == [new] and report.changed_order_ids == [moving]
     assert (report.orders, report.events) == (2, 2)
     records = {k: v - records_before.get(k, 0) for k, v in world.sim.stats.records.items()}
+    moved_leads = records.pop("leads", 0)  # leads that moved in the funnel in those 30 minutes, not all
     assert records == {"orders": 2, "events": 2, "managers": 6}  # only the changes crossed the wire
+    assert moved_leads < world.sim.stats.records["leads"] / 10
     visits = await world.rows(
         "SELECT status, entered_at, closed_at FROM sla_timers WHERE order_id = ? ORDER BY id", (moving,)
     )
@@ -291,6 +294,7 @@ async def test_a_sync_under_faults_stores_every_good_record_once_and_keeps_every
         "SELECT dedup_key, state FROM ai_signals WHERE type = 'sync.contract_violation' ORDER BY dedup_key"
     )
     assert signals == [
+        ("sync.contract_violation:leads", "open"),  # the simulator breaks leads too (testkit/sim_leads.py)
         ("sync.contract_violation:order_status_events", "open"),
         ("sync.contract_violation:orders", "open"),
     ]

@@ -23,6 +23,7 @@ from backbone.signals import Routing
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
+from circles.digest_sections import circle_news
 from circles.sales_ops.charts import prune_charts, render_trend_chart
 from circles.sales_ops.kpi import (
     KpiOverview,
@@ -34,9 +35,14 @@ from circles.sales_ops.kpi import (
     take_daily_snapshot,
     trend,
 )
+from circles.sales_ops.scorecards import leads_rom
+from circles.unit_economics.charts import render_margin_chart
+from circles.unit_economics.digest import owner_money
 from domain.dispatch import ManagerSnapshot, score
 from domain.kpi import Queue, Window, queues, retro_helped, retrospective
 from domain.statuses import Status
+from keyboards import circle_views
+from keyboards import circles as money_texts
 from keyboards import digest as texts
 from storage import kpi as store
 from storage.messages import put_message
@@ -158,7 +164,9 @@ async def _send_owner_digest(
     if not chats:
         return []
     view = await owner_digest_view(services, now, report)
+    news = await circle_news(services, now)
     points = await trend(services, view.overview)
+    money = await owner_money(services, now)
     day = local_day(now, services)
     charts_dir = services.settings.artifacts_dir / "charts"
     sent = []
@@ -166,10 +174,18 @@ async def _send_owner_digest(
         lang = await chat_language(db, chat, services.settings.default_language)
         with in_locale(lang):
             text, keyboard = texts.owner_digest_text(view), texts.owner_digest_keyboard()
+            text += "\n\n" + "\n".join(
+                money_texts.money_section(money.today, money.yesterday, money.baseline_per_day, money.leaks)
+            )
+            text += circle_views.circle_news_text(news)  # governance, reliability, revenue (issue 15)
             labels, caption = texts.chart_labels(), texts.chart_caption(day)
+            margin_title = money_texts.margin_chart_title()
         name = ref.replace(":", "-") + f"-{lang}.png"
-        # The render takes a fifth of a second of CPU: off the event loop, so updates keep flowing.
-        path = await asyncio.to_thread(render_trend_chart, points, labels, charts_dir / name)
+        # The renders take a fifth of a second of CPU each: off the event loop, so updates keep flowing.
+        path, margin_path = await asyncio.gather(
+            asyncio.to_thread(render_trend_chart, points, labels, charts_dir / name),
+            asyncio.to_thread(render_margin_chart, money.days, margin_title, charts_dir / f"margin-{name}"),
+        )
         await asyncio.to_thread(prune_charts, charts_dir)
         async with db.transaction() as conn:
             if once and await store.message_queued(conn, chat, ref):
@@ -182,6 +198,15 @@ async def _send_owner_digest(
                 body=caption,
                 kind="photo",
                 file_path=str(path),
+                now=now,
+            )
+            await put_message(
+                conn,
+                chat_id=chat,
+                ref=f"{ref}:margin",
+                body=margin_title,
+                kind="photo",
+                file_path=str(margin_path),
                 now=now,
             )
         sent.append(DigestSent(chat, ref, path))
@@ -250,9 +275,15 @@ async def send_leads_digest(services: Services, now: datetime) -> list[int]:
     if not chats:
         return []
     view = await leads_digest_view(services, now)
-    await _put_texts(
-        services, chats, ref, now, lambda: (texts.leads_digest_text(view), texts.leads_digest_keyboard())
-    )
+    outliers, reasons = await leads_rom(services, now)
+    news = await circle_news(services, now)
+
+    def render() -> Rendered:
+        rom = ["", *money_texts.outlier_lines(outliers), *money_texts.failure_reason_lines(reasons)]
+        text = texts.leads_digest_text(view) + "\n".join(rom) + circle_views.circle_news_text(news)
+        return text, texts.leads_digest_keyboard()
+
+    await _put_texts(services, chats, ref, now, render)
     log_event(log, "digest.leads", chats=chats, ref=ref)
     return chats
 

@@ -1,0 +1,1 @@
+"""Governance (AI-GRC): sanctions screening, process drift, compliance KPIs."""

@@ -1,0 +1,1 @@
+"""Reliability (AI-CTO/SRE): CRM latency, sync runs, health checks, incidents."""

@@ -1,0 +1,1 @@
+"""Revenue (AI-CRO, AI-Traffic): leads, the funnel per channel, conversion bands."""
