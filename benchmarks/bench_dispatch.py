@@ -1,6 +1,7 @@
 """One dispatch pass over a backlog: N pending orders offered to M managers in one `dispatch_pending` call,
 everything it writes included (assignments with every candidate's score, CRM outbox rows, order cards for
-the sender). Target: 10,000 orders and 200 managers in under 1 s.
+the sender). Target: 10,000 orders and 200 managers in under 0.3 s. `--small` is a CI smoke run: it checks
+that every order is offered, not the time.
 
     python benchmarks/bench_dispatch.py [--orders 10000 --managers 200 --seed 1 --repeat 3] [--small]
 
@@ -33,7 +34,7 @@ from storage.db import Database
 from storage.people import set_language
 from testkit.clocks import ManualClock
 
-TARGET_SECONDS = 1.0
+TARGET_SECONDS = 0.3
 MONDAY_10 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # 10:00 in Berlin, inside working hours
 _BUSY = (Status.ACCEPTED, Status.INSPECTION, Status.AWAITING_CLIENT, Status.IN_TRANSIT)
 
@@ -114,7 +115,7 @@ async def _pass(orders: int, managers: int, seed: int) -> tuple[float, int, dict
     return elapsed, len(report.offered), written, reference
 
 
-async def _run(orders: int, managers: int, seed: int, repeat: int) -> int:
+async def _run(orders: int, managers: int, seed: int, repeat: int, *, gate_time: bool = True) -> int:
     times = []
     for _ in range(repeat):
         elapsed, offered, written, reference = await _pass(orders, managers, seed)
@@ -127,7 +128,7 @@ async def _run(orders: int, managers: int, seed: int, repeat: int) -> int:
     ok = best < TARGET_SECONDS and offered == orders
     verdict = "PASS" if ok else "FAIL"
     print(f"{verdict}: best {best:.3f} s vs target {TARGET_SECONDS:.1f} s; all offered: {offered == orders}")
-    return 0 if ok else 1
+    return 0 if ok or (not gate_time and offered == orders) else 1
 
 
 def main() -> int:
@@ -142,7 +143,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.small:
         args.orders, args.managers, args.repeat = 500, 20, 1
-    return asyncio.run(_run(args.orders, args.managers, args.seed, args.repeat))
+    return asyncio.run(_run(args.orders, args.managers, args.seed, args.repeat, gate_time=not args.small))
 
 
 if __name__ == "__main__":

@@ -138,6 +138,8 @@ class Payment:
 
 
 def _unique_ids(entries: list[Any], what: str) -> None:
+    if len(entries) < 2:  # the usual case, on every order of a first sync
+        return
     ids = [entry.id for entry in entries]
     if len(ids) != len(set(ids)):
         raise ValueError(f"two {what} with one id")

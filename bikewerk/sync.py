@@ -93,9 +93,8 @@ class SyncReport:
     @property
     def idle(self) -> bool:
         """Nothing changed: no order, event or record kept aside (such a run logs at DEBUG only)."""
-        return not (
-            self.orders or self.events or self.violations or self.new_order_ids or self.changed_order_ids
-        )
+        changed = self.orders or self.events or self.leads or self.violations
+        return not (changed or self.new_order_ids or self.changed_order_ids)
 
 
 @dataclass(frozen=True)
@@ -170,25 +169,14 @@ class Syncer:
     async def sync_once(self) -> SyncReport:
         async with self._lock:
             report = SyncReport(started_at=self.clock.now())
-            stages: tuple[tuple[crm.ViolationSource, Callable[[SyncReport], Awaitable[None]]], ...] = (
+            await self._run_stages(
+                report,
                 ("managers", self._sync_managers),
                 ("order_status_events", self._sync_events),
                 ("orders", self._sync_orders),
                 ("leads", self._sync_leads),
                 ("workspace", self._snapshot_workspace),
             )
-            for source, stage in stages:
-                try:
-                    await stage(report)
-                except BikeWerkContractError as exc:
-                    # A whole answer off the contract (not JSON, no page): kept aside; the next run retries.
-                    report.error = str(exc)
-                    await self._keep_aside_answer(source, exc, report)
-                    break
-                except BikeWerkError as exc:
-                    report.error = str(exc)
-                    break
-            report.finished_at = self.clock.now()
             self.last_report = report
             if report.ok:
                 self.last_ok_at = report.finished_at
@@ -235,20 +223,11 @@ class Syncer:
         know, or one that breaks the contract, is kept aside and changes nothing."""
         async with self._lock:
             report = SyncReport(started_at=self.clock.now())
-            try:
-                await self._sync_events(report)
-                page = await self.client.order(order_id)
-            except BikeWerkHTTPError as exc:
-                report.error = str(exc)
-                if exc.status == 404:
-                    reason = f"pushed order {order_id} is unknown to the CRM"
-                    await self.keep_aside("crm_events", order_id, reason, json.dumps({"id": order_id}))
-            except BikeWerkError as exc:
-                report.error = str(exc)  # the CRM is unreachable now: the periodic sync catches up
-            else:
-                chunk = self._prepare_orders(page, set(await crm.manager_telegram_ids(self.db.reader)))
-                await self._store_orders(chunk, report, move_cursor=False)
-            report.finished_at = self.clock.now()
+            await self._run_stages(
+                report,
+                ("order_status_events", self._sync_events),
+                ("orders", lambda r: self._store_pushed_order(order_id, r)),
+            )
             log_event(
                 log,
                 "sync.order" if report.ok else "sync.order_failed",
@@ -261,11 +240,46 @@ class Syncer:
             )
             return report
 
+    async def _run_stages(
+        self, report: SyncReport, *stages: tuple[crm.ViolationSource, Callable[[SyncReport], Awaitable[None]]]
+    ) -> None:
+        """Run the stages in order; the first failure ends the run (what was stored before stays)."""
+        for source, stage in stages:
+            try:
+                await stage(report)
+            except BikeWerkContractError as exc:
+                # A whole answer off the contract (not JSON, no page): kept aside; the next run retries.
+                report.error = str(exc)
+                await self._keep_aside_answer(source, exc, report)
+                break
+            except BikeWerkError as exc:
+                report.error = str(exc)
+                break
+        report.finished_at = self.clock.now()
+
+    async def _store_pushed_order(self, order_id: str, report: SyncReport) -> None:
+        try:
+            page = await self.client.order(order_id)
+        except BikeWerkHTTPError as exc:
+            if exc.status != 404:
+                raise
+            report.error = str(exc)
+            reason = f"pushed order {order_id} is unknown to the CRM"
+            await self.keep_aside("crm_events", order_id, reason, json.dumps({"id": order_id}), report)
+            return
+        chunk = self._prepare_orders(page, set(await crm.manager_telegram_ids(self.db.reader)))
+        await self._store_orders(chunk, report, move_cursor=False)
+
     async def keep_aside(
-        self, source: crm.ViolationSource, record_id: str | None, reason: str, raw: str
+        self,
+        source: crm.ViolationSource,
+        record_id: str | None,
+        reason: str,
+        raw: str,
+        report: SyncReport | None = None,
     ) -> None:
         """Keep one record aside (a push that breaks the contract, say) like a sync record."""
-        report = SyncReport(started_at=self.clock.now())
+        report = report or SyncReport(started_at=self.clock.now())
         async with self.db.transaction() as conn:
             raised = await self._keep_aside(
                 conn, source, [Rejected(record_id, reason, raw)], self.clock.now(), report

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
 
     _split_admins = field_validator("admin_ids", "lead_ids", mode="before")(_split_ids)
 
+    @field_validator("http_port", mode="before")
+    @classmethod
+    def _empty_port(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

@@ -22,6 +22,7 @@ import inspect
 import logging
 import math
 import random
+import secrets
 import shutil
 import sys
 import time as wall
@@ -37,6 +38,7 @@ import aiohttp
 from apscheduler.job import Job
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bikewerk.push import PUSH_PATH
 from bot.app import BotApp
 from bot.clock import SystemClock
 from bot.config import Settings, load_settings
@@ -59,6 +61,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_ARGS = 0, 1, 2
 DEFAULT_SPEED = 540.0  # simulated seconds per real second: a 9-hour working day in a minute
 DEFAULT_DAYS = 2.0
 ORDERS_PER_DAY = 10
+DIGEST_CHARTS = 2  # the queue and breaches chart, the margin chart
 TICK_SECONDS = 0.1  # real time between two rounds of jobs and people
 TIMEZONE = "Europe/Berlin"
 ADMIN, OWNER, LEAD = 100, 200, 301
@@ -270,6 +273,7 @@ class Demo:
         self.rng = random.Random(seed)
         self.stream = stream
         self.result = DemoResult()
+        self.push_secret = secrets.token_hex(16)  # this run's key for the simulated CRM's pushes
         # The pipeline every working hour: (label, created, accepted, checklists submitted, delivered).
         self.timeline: list[tuple[str, int, int, int, int]] = []
 
@@ -292,6 +296,10 @@ class Demo:
             ADMIN_CHAT_ID=ADMIN_CHAT,
             POLICY_FILE=None,
             WEBHOOK_URL=None,
+            # The simulated CRM pushes its changes to the bot (POST /crm/events); the sync is the safety net.
+            BIKEWERK_WEBHOOK_SECRET=self.push_secret,
+            HTTP_HOST="127.0.0.1",
+            HTTP_PORT=0,
             SYNC_INTERVAL_SECONDS=60,
             DIGEST_TIME="09:00",
         )
@@ -333,6 +341,12 @@ class Demo:
                 people = await self._people(emulator, http, simulator_url)
                 app = BotApp(self.settings(emulator, simulator_url), clock=clock)
                 await app.start(polling=True, scheduler=False)
+                assert app.push_url is not None
+                async with http.post(
+                    f"{simulator_url}/sim/webhook",
+                    json={"url": app.push_url + PUSH_PATH, "secret": self.push_secret},
+                ) as response:
+                    response.raise_for_status()
                 crowd, jobs = await self._operate(app, clock, emulator, people, http, simulator_url, terminal)
                 await self._finish(app, clock, emulator, crowd, jobs, terminal)
             finally:
@@ -535,12 +549,18 @@ class Demo:
 
 
 def _digest(messages: Sequence[BotMessage]) -> list[BotMessage]:
-    """The morning digest among the owner's messages: its chart (the last photo) and the text sent before it
-    (pings about signals may arrive in the same chat in between runs, never between these two)."""
-    photos = [index for index, message in enumerate(messages) if message.kind == "photo"]
-    if not photos or photos[-1] == 0:
-        return []
-    return [messages[photos[-1] - 1], messages[photos[-1]]]
+    """The morning digest among the owner's messages: its text and the charts sent right after it (the queue
+    chart and the margin chart; pings about signals may arrive in the same chat between runs, never between
+    these). Empty until both charts arrived."""
+    charts = 0
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].kind == "photo":
+            charts += 1
+        elif charts >= DIGEST_CHARTS:
+            return list(messages[index : index + 1 + charts])
+        else:
+            charts = 0
+    return []
 
 
 def _working_minutes(calendar: WorkingCalendar, opens: datetime) -> float:

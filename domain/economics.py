@@ -35,13 +35,13 @@ CORRECTION_OF: dict[CauseKind, Correction] = {
 
 @dataclass(frozen=True, slots=True)
 class EconomicsRules:
-    """The leak detector's rules (policy.toml [unit_economics])."""
+    """The leak detector's rules, from policy.toml [unit_economics] (the one source of their values)."""
 
-    margin_floor_pct: float = 0.08  # a fraction of the sale: 0.08 = 8 %
-    usual_shipping_eur: float = 150.0
-    shipping_tolerance_eur: float = 0.0  # shipping up to usual + this is not a cause
-    purchase_tolerance_pct: float = 0.0  # purchase up to booked × (1 + this) is not a cause
-    under_collection_tolerance_eur: float = 1.0  # collected short by up to this is not a cause
+    margin_floor_pct: float  # a fraction of the sale: 0.08 = 8 %
+    usual_shipping_eur: float
+    shipping_tolerance_eur: float  # shipping up to usual + this is not a cause
+    purchase_tolerance_pct: float  # purchase up to booked × (1 + this) is not a cause
+    under_collection_tolerance_eur: float  # collected short by up to this is not a cause
 
 
 @dataclass(frozen=True, slots=True)

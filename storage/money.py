@@ -33,7 +33,7 @@ class OrderLists(NamedTuple):
 
 
 async def _rows(source: Source, sql: str, params: Sequence[object] = ()) -> list[Any]:
-    conn = source.conn if isinstance(source, Database) else source
+    conn = source.reader if isinstance(source, Database) else source
     async with conn.execute(sql, tuple(params)) as cursor:
         cursor.row_factory = None
         return list(await cursor.fetchall())

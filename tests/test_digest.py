@@ -114,7 +114,7 @@ async def test_the_owner_digest_is_text_plus_chart_once_per_day(services: Servic
     assert (text["ref"], text["kind"]) == ("digest:owner:2026-11-23", "text")
     assert (chart["ref"], chart["kind"]) == ("digest:owner:2026-11-23:chart", "photo")
     assert (margin["ref"], margin["kind"]) == ("digest:owner:2026-11-23:margin", "photo")
-    assert png_size(Path(margin["file_path"])) == (1200, 600)
+    assert png_size(Path(margin["file_path"])) == (960, 480)
     assert Path(chart["file_path"]) == sent[0].chart and sent[0].chart.exists()
     body = text["body"]
     # Russian is the default language: the texts come from the Russian catalog, numbers in Russian form

@@ -256,3 +256,12 @@ async def test_the_simulator_is_told_where_to_push_over_http(h: Harness) -> None
     order_id = simulator(h).create_order()["id"]
     await pushed(h)
     assert len(cards(h, order_id)) == 1
+
+
+async def test_a_lead_push_runs_the_sync_at_once(h: Harness) -> None:
+    simulator(h).pusher.set_webhook(None)
+    missed = simulator(h).create_order()["id"]  # no push: only a sync would find it
+    body = json.dumps({"type": "lead.updated", "id": "L-1"}).encode()
+    assert await post(h, body, sign(SECRET, body)) == 202
+    await pushed(h)
+    assert len(cards(h, missed)) == 1

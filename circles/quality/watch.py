@@ -64,6 +64,7 @@ async def watch(services: Services, now: datetime) -> list[tuple[str, Incident]]
                 },
                 raised_by="quality",
                 settings=services.settings,
+                policy=services.policy,
             )
             await money.save_finding(conn, incident.order_id, key, incident.amount or 0.0, [], now, signal_id)
             raised.append((rule, incident))

@@ -160,6 +160,7 @@ async def watch(services: Services, now: datetime) -> list[Slipping]:
                 },
                 raised_by="rom",
                 settings=services.settings,
+                policy=services.policy,
             )
             await money.save_finding(conn, subject, rule, slip.value, [], now, signal_id)
             raised.append(slip)

@@ -86,6 +86,7 @@ async def _signal(
         raised_by="cfo",
         owner_person=settings.owner_id,
         settings=settings,
+        policy=services.policy,
         severity="high" if high else "medium",
     )
     routing = Routing.from_settings(settings)

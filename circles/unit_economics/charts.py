@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from circles.unit_economics.kpi import MarginDay
 
-WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.0, 150
+WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.0, 120  # 960 x 480 px: readable on a phone
 _GAIN, _LOSS = "#1a7f37", "#d1242f"
 
 
