@@ -1,5 +1,6 @@
 """Command line of the BikeWerk operations bot: `python main.py run | demo | simulate | migrate | sync |
-simulator | check-config` (each with --help). Exit code 0 on success, 2 on bad configuration or arguments."""
+simulator | check-config | backup | restore` (each with --help). Exit code 0 on success, 2 on bad
+configuration or arguments (or a `restore` onto a database in use)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ def _build_parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="sync orders, events and managers from the BikeWerk API")
     sync.add_argument("--once", action="store_true", help="one full pass, then exit (default: keep syncing)")
 
+    backup = commands.add_parser("backup", help="copy the database to FILE while the bot runs (consistent)")
+    backup.add_argument("file", type=Path, help="where the copy goes (replaced if it exists)")
+    restore = commands.add_parser(
+        "restore", help="replace the database with a backup (the bot must be stopped)"
+    )
+    restore.add_argument("file", type=Path, help="a copy made by `backup` or the nightly job")
     baseline = commands.add_parser("baseline", help="import the KPI baseline from a CSV or JSON file")
     baseline.add_argument("file", type=Path, help="metric,scope,value rows (CSV) or the same as JSON")
 
@@ -156,6 +163,22 @@ async def _import_baseline(settings: Settings, path: Path) -> int:
     return EXIT_OK
 
 
+def _backup(settings: Settings, path: Path) -> int:
+    from storage.backup import backup_database
+
+    backup_database(settings.database_path, path)
+    print(f"backup of {settings.database_path} written to {path}")
+    return EXIT_OK
+
+
+def _restore(settings: Settings, path: Path) -> int:
+    from storage.backup import restore_database
+
+    restore_database(path, settings.database_path)
+    print(f"database {settings.database_path} restored from {path}")
+    return EXIT_OK
+
+
 def _check_config(settings: Settings) -> int:
     policy = load_policy(settings.policy_file)
     print(f"configuration is valid; policy version {policy.version}")
@@ -183,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_async(lambda: _kpi_json(settings, args.days))
         if args.command == "baseline":
             return _run_async(lambda: _import_baseline(settings, args.file))
+        if args.command == "backup":
+            return _backup(settings, args.file)
+        if args.command == "restore":
+            return _restore(settings, args.file)
         if args.command == "sanctions":
             from circles.governance.sanctions import run_import_command
 

@@ -78,6 +78,8 @@ class PushReceiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        if len(body) > MAX_BODY:
+            return web.json_response({"error": "too large for a push"}, status=413)
         if not signature_ok(self._secret, body, request.headers.get(SIGNATURE_HEADER)):
             self.refused += 1
             log_event(
@@ -150,17 +152,3 @@ def _record_id(body: bytes) -> str | None:
 def setup_push(app: web.Application, receiver: PushReceiver) -> None:
     """Add `POST /crm/events` to an aiohttp application."""
     app.router.add_post(PUSH_PATH, receiver.handle)
-
-
-async def serve_push(host: str, port: int, receiver: PushReceiver) -> web.AppRunner:
-    """A server of its own for the push route (until the bot's one HTTP server mounts `setup_push`)."""
-    app = web.Application(client_max_size=MAX_BODY)
-    setup_push(app, receiver)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError:
-        await runner.cleanup()
-        raise
-    return runner

@@ -92,6 +92,12 @@ class SyncReport:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def idle(self) -> bool:
+        """Nothing changed: no order, event or record kept aside (such a run logs at DEBUG only)."""
+        changed = self.orders or self.events or self.leads or self.violations
+        return not (changed or self.new_order_ids or self.changed_order_ids)
+
 
 @dataclass(frozen=True)
 class SyncProgress:
@@ -153,6 +159,9 @@ class Syncer:
         self.page_size = page_size
         self.batch_records = batch_records
         self._wake = wake_sender or (lambda: None)
+        self.last_report: SyncReport | None = None  # the last full run (health, metrics)
+        self.last_ok_at: datetime | None = None  # when the last successful full run ended
+        self.failures = 0  # full runs that stopped early
         self._progress = progress or (lambda _: None)
         self._status_map = StatusMap(policy.crm_status_aliases)
         self._known_statuses: dict[str, Status] = {}
@@ -171,12 +180,17 @@ class Syncer:
                 ("leads", self._sync_leads),
                 ("workspace", self._snapshot_workspace),
             )
+            self.last_report = report
+            if report.ok:
+                self.last_ok_at = report.finished_at
+            else:
+                self.failures += 1
             await self._record_run(report)
             await self._record_health(reached, () if report.error else set(SOURCES) - self._dirty)
             log_event(
                 log,
                 "sync.finished" if report.ok else "sync.failed",
-                logging.INFO if report.ok else logging.WARNING,
+                logging.WARNING if not report.ok else logging.DEBUG if report.idle else logging.INFO,
                 managers=report.managers,
                 orders=report.orders,
                 new_orders=len(report.new_order_ids),

@@ -29,13 +29,15 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 import handlers
 from bikewerk.client import BikeWerkClient
 from bikewerk.outbox import CrmOutboxWorker
-from bikewerk.push import MAX_BODY, PushReceiver, setup_push
+from bikewerk.push import PushReceiver, setup_push
 from bikewerk.sync import Syncer
 from bot.clock import Clock, SystemClock
 from bot.config import TELEGRAM_DEFAULT_API, ConfigError, Settings
+from bot.http import HttpServer, Mount, build_http_app
 from bot.i18n import i18n
 from bot.limits import SendLimits
 from bot.logs import log_event, setup_logging
+from bot.metrics import BotMetrics, Live
 from bot.middlewares import CallerMiddleware, LocaleMiddleware, UpdateTracker
 from bot.roles import Role, configured_groups, resolve_roles
 from bot.sender import Sender
@@ -105,10 +107,13 @@ class BotApp:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._intake: asyncio.Task[Any] | None = None
-        self._webhook_runner: web.AppRunner | None = None
-        self._push_runner: web.AppRunner | None = None
+        self._http: HttpServer | None = None
+        self.http_url: str | None = None  # the bot's HTTP server (None: none runs)
+        self._webhook_open = False  # the webhook route takes updates (after start_intake)
         self.push: PushReceiver | None = None
-        self.push_url: str | None = None  # where the CRM's pushes are taken (None: no server of its own)
+        self.push_url: str | None = None  # where the CRM's pushes are taken (None: not taken)
+        self.metrics = BotMetrics(self._live)
+        self.http_mounts: list[Mount] = []  # more routes for the HTTP server (added before start)
         self._db: Database | None = None
         self._started = False
 
@@ -160,6 +165,7 @@ class BotApp:
             # The KPI baseline counts its first 14 days from here.
             await mark_installed(db, self.clock.now())
             self.dispatcher = build_dispatcher(self.services, self.tracker)
+            self.dispatcher.update.outer_middleware(self.metrics.middleware)
             self.bikewerk = BikeWerkClient(
                 settings.bikewerk_api_url, settings.bikewerk_api_token.get_secret_value()
             )
@@ -176,8 +182,8 @@ class BotApp:
             self._tasks.append(asyncio.create_task(self.crm_outbox.run(self._stop), name="crm-outbox"))
             self.syncer = make_syncer(self.services, self.bikewerk)
             self.scheduler = make_scheduler(settings)
+            self.metrics.watch_jobs(self.scheduler)
             register_jobs(self.scheduler, self.services, self.bikewerk, syncer=self.syncer)
-            await self._start_push()
             await self._start_http()
             if scheduler:
                 self.scheduler.start()
@@ -195,29 +201,97 @@ class BotApp:
             scheduler=scheduler,
         )
 
-    async def _start_push(self) -> None:
-        """The CRM's pushes (POST /crm/events) if BIKEWERK_WEBHOOK_SECRET is set; served by _start_http."""
-        self.push = make_push_receiver(self.syncer, self.services)
-        if self.push is None:
-            return
-        self._tasks.append(asyncio.create_task(self.push.run(self._stop), name="crm-push"))
-
     async def _start_http(self) -> None:
-        """HTTP_HOST:HTTP_PORT, when set: one server for the CRM's pushes (when configured) and the admin
-        panel. (On the bot's one HTTP server of bot/http.py: `setup_panel(app, self.services)` there.)"""
+        """The one HTTP server (bot/http.py) on HTTP_HOST:HTTP_PORT, or in webhook mode without HTTP_PORT on
+        WEBHOOK_HOST:WEBHOOK_PORT: health, metrics, the CRM's pushes (when BIKEWERK_WEBHOOK_SECRET is set),
+        the admin panel, the Telegram webhook (in webhook mode) and `http_mounts`."""
         settings = self.settings
-        if settings.http_port is None:
-            return
-        app = web.Application(client_max_size=MAX_BODY)
-        setup_panel(app, self.services)
+        self.push = make_push_receiver(self.syncer, self.services)
         if self.push is not None:
-            setup_push(app, self.push)
-        self._push_runner = runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-        await runner.setup()
-        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
-        url = f"http://{settings.http_host}:{runner.addresses[0][1]}"
-        self.push_url = url if self.push is not None else None
-        self.services.web_url = settings.web_base_url or url
+            self._tasks.append(asyncio.create_task(self.push.run(self._stop), name="crm-push"))
+        if settings.http_port is not None:
+            host, port = settings.http_host, settings.http_port
+        elif settings.webhook_url is not None:
+            host, port = settings.webhook_host, settings.webhook_port
+        else:
+            return
+        mounts = list(self.http_mounts)
+        mounts.append(lambda app: setup_panel(app, self.services))
+        push = self.push
+        if push is not None:
+            mounts.append(lambda app: setup_push(app, push))
+        if settings.webhook_url is not None:
+            mounts.append(self._mount_webhook)
+        app = build_http_app(health=self.health, metrics=self._render_metrics, mounts=mounts)
+        self._http = HttpServer(app)
+        self.http_url = await self._http.start(host, port)
+        if push is not None:
+            self.push_url = self.http_url
+        self.services.web_url = settings.web_base_url or self.http_url
+
+    def _mount_webhook(self, app: web.Application) -> None:
+        settings = self.settings
+        assert settings.webhook_url is not None and settings.webhook_secret is not None
+        handler = SimpleRequestHandler(
+            self.dispatcher, self.bot, secret_token=settings.webhook_secret.get_secret_value()
+        )
+
+        async def webhook(request: web.Request) -> web.StreamResponse:
+            if not self._webhook_open:  # not taking updates yet (or any more): Telegram retries later
+                return web.json_response({"error": "not taking updates"}, status=503)
+            return await handler.handle(request)
+
+        # Not handler.register(): its shutdown hook closes the Bot session, which the sender still needs then.
+        app.router.add_post(urlsplit(settings.webhook_url).path or "/", webhook)
+
+    def task(self, name: str) -> asyncio.Task[Any] | None:
+        """The supervised task of that name ("sender", "crm-outbox", "crm-push"), if started."""
+        return next((t for t in self._tasks if t.get_name() == name), None)
+
+    def health(self) -> dict[str, str | None]:
+        """Each part of the process: None when alive, else why not (GET /healthz)."""
+        checks: dict[str, str | None] = {}
+        if self.settings.webhook_url is not None:
+            checks["intake"] = None if self._webhook_open else "webhook not taking updates"
+        else:
+            intake = self._intake
+            checks["intake"] = "not started" if intake is None else "task ended" if intake.done() else None
+        for name in ("sender", "crm-outbox"):
+            task = self.task(name)
+            checks[name] = "not started" if task is None else "task ended" if task.done() else None
+        running = hasattr(self, "scheduler") and self.scheduler.running
+        checks["scheduler"] = None if running else "not running"
+        checks["sync"] = self._sync_problem()
+        return checks
+
+    def _sync_problem(self) -> str | None:
+        if not hasattr(self, "syncer") or self.syncer.last_ok_at is None:
+            return "no successful sync yet"
+        age = (self.clock.now() - self.syncer.last_ok_at).total_seconds()
+        if age > self.services.policy.reliability.sync_lag_minutes * 60:  # the reliability circle's bound
+            return f"last successful sync {age:.0f} s ago"
+        return None
+
+    def _live(self) -> Live:
+        if not hasattr(self, "sender"):
+            return Live()
+        syncer = getattr(self, "syncer", None)
+        report = None if syncer is None else syncer.last_report
+        duration = None
+        if report is not None and report.finished_at is not None:
+            duration = (report.finished_at - report.started_at).total_seconds()
+        last_ok = None if syncer is None else syncer.last_ok_at
+        return Live(
+            messages_sent=self.sender.delivered,
+            messages_failed=self.sender.failures,
+            retry_afters=self.sender.retry_afters,
+            sync_duration_seconds=duration,
+            sync_lag_seconds=None if last_ok is None else (self.clock.now() - last_ok).total_seconds(),
+            sync_failures=0 if syncer is None else syncer.failures,
+        )
+
+    async def _render_metrics(self) -> bytes:
+        return await self.metrics.render(self.services.db)
 
     async def start_intake(self) -> None:
         """Start taking updates: a webhook when WEBHOOK_URL is set, long polling otherwise."""
@@ -273,16 +347,11 @@ class BotApp:
     async def _start_webhook(self) -> None:
         settings = self.settings
         assert settings.webhook_url is not None and settings.webhook_secret is not None
-        secret = settings.webhook_secret.get_secret_value()
-        app = web.Application()
-        handler = SimpleRequestHandler(self.dispatcher, self.bot, secret_token=secret)
-        # Not handler.register(): its shutdown hook closes the Bot session, which the sender still needs then.
-        app.router.add_post(urlsplit(settings.webhook_url).path or "/", handler.handle)
-        self._webhook_runner = web.AppRunner(app, access_log=None)
-        await self._webhook_runner.setup()
-        await web.TCPSite(self._webhook_runner, settings.webhook_host, settings.webhook_port).start()
+        self._webhook_open = True
         await self.bot.set_webhook(
-            settings.webhook_url, secret_token=secret, allowed_updates=self._allowed_updates()
+            settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=self._allowed_updates(),
         )
 
     async def stop(self) -> None:
@@ -299,8 +368,7 @@ class BotApp:
             except RuntimeError:  # polling has not begun yet (a stop right after start) or has ended
                 self._intake.cancel()
             await asyncio.wait([self._intake])
-        if self._webhook_runner is not None:
-            await self._webhook_runner.cleanup()
+        self._webhook_open = False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.tracker.wait_idle(), self.stop_grace)
         delivered = await self.sender.drain(self.stop_grace)
@@ -314,9 +382,10 @@ class BotApp:
 
     async def _close(self) -> None:
         """Release everything start() acquired (also after a failed start)."""
-        if self._push_runner is not None:
-            await self._push_runner.cleanup()
-            self._push_runner = None
+        self._webhook_open = False
+        if self._http is not None:
+            await self._http.stop()
+            self._http = None
         self._stop.set()
         self._stop_scheduler()
         if self._tasks:

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Storage
     database_path: Path = Field(default=Path("data/bikewerk.db"), alias="DATABASE_PATH")
     artifacts_dir: Path = Field(default=Path("data/artifacts"), alias="ARTIFACTS_DIR")
+    # The nightly backup (03:30 in TIMEZONE): dated copies of the database and the artifacts; 0 keeps none.
+    backup_dir: Path = Field(default=Path("data/backups"), alias="BACKUP_DIR")
+    backup_keep: int = Field(default=7, ge=0, alias="BACKUP_KEEP")
 
     # BikeWerk API
     bikewerk_api_url: str = Field(default="http://127.0.0.1:8081", alias="BIKEWERK_API_URL")

@@ -176,6 +176,8 @@ class Sender:
         self._draining = False  # shutdown began: run() lets go, only drain's flush starts workers
         self._closed = False  # shutdown done: no worker starts any more
         self.delivered = 0
+        self.failures = 0  # attempts that failed (metrics)
+        self.retry_afters = 0  # 429 answers (metrics)
 
     # -- the loop
 
@@ -304,6 +306,7 @@ class Sender:
         try:
             await self._show(row)
         except TelegramRetryAfter as exc:
+            self.retry_afters += 1
             # The limiter holds this chat for retry_after; the same row is taken again after that.
             await self._note_failure(row, f"retry after {exc.retry_after}s", retry_at=self.clock.now())
             raise _Refetch from None
@@ -350,6 +353,7 @@ class Sender:
         raise _StopChat
 
     async def _note_failure(self, row: aiosqlite.Row, error: str, *, retry_at: datetime) -> None:
+        self.failures += 1
         async with self.db.transaction() as conn:
             await outbox.mark_attempt_failed(conn, row["id"], error=error, retry_at=retry_at)
 

@@ -291,6 +291,7 @@ class Demo:
             TELEGRAM_API_URL=emulator.base_url,
             DATABASE_PATH=self.out / DATABASE_NAME,
             ARTIFACTS_DIR=self.out / "artifacts",
+            BACKUP_DIR=self.out / "backups",
             BIKEWERK_API_URL=simulator_url,
             BIKEWERK_API_TOKEN="",
             TIMEZONE=TIMEZONE,

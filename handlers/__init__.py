@@ -11,6 +11,7 @@ from handlers import (
     common,
     crisis,
     digest,
+    errors,
     manager,
     panel,
     reassign,
@@ -21,6 +22,7 @@ from handlers import (
 
 def routers() -> list[Router]:
     return [
+        errors.router(),  # failures of any router below: logged once, a failed button press answered
         common.router(),
         # Each audience's router goes here, one line each (`module.router(),`), above the fallback.
         crisis.router(),
