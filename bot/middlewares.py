@@ -118,8 +118,11 @@ class CallerMiddleware(BaseMiddleware):
             await self._refuse(event, in_private, caller.lang)
             return None
         data["caller"] = caller
-        # One lookup per private message: what its free text (or file) answers, for every router's filters.
-        data["awaited"] = await awaited(services.db, user.id) if in_private and event.message else None
+        # One lookup per private message that is not a command: what its free text (or file) answers, for
+        # every router's filters (a command never answers a question).
+        message = event.message
+        wants = in_private and message is not None and not (message.text or "").startswith("/")
+        data["awaited"] = await awaited(services.db, user.id) if wants else None
         return await handler(event, data)
 
     async def _record(self, services: Services, user: User, person: Person) -> None:
