@@ -172,10 +172,10 @@ async def test_the_worker_runs_until_stopped_and_sends_at_once_when_woken(world:
     order = world.sim.create_order()["id"]
     await world.enqueue("assign", order, {"manager_id": "m-04"}, "assign:4")
     world.worker.wake()
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(30):
         while world.applied() != {"assign:4": 1}:  # noqa: ASYNC110 - the worker runs in the meantime
             await asyncio.sleep(0.01)
     stop.set()
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(30):
         await task
     assert (await world.rows())[0].acked_at == NOW
