@@ -107,9 +107,11 @@ async def test_other_client_errors_are_final_at_once(sim: BikeWerkSimulator) -> 
 
 
 async def test_a_timeout_is_retried(sim: BikeWerkSimulator) -> None:
-    sim.set_faults(timeout_next=1, timeout_ms=3_000)
+    # The hang (60 s) dwarfs the client's timeout (2 s), and 2 s is ample for the answered retry on a loaded
+    # machine: exactly one retry, whatever the load (the server cancels the hanging handler on stop).
+    sim.set_faults(timeout_next=1, timeout_ms=60_000)
     sleeps = Sleeps()
-    async with client_for(sim.url or "", sleeps, timeout=0.2) as client:
+    async with client_for(sim.url or "", sleeps, timeout=2.0) as client:
         page = await client.events_page(limit=10)
     assert [e.id for e in page.records] == list(range(1, 11))
     assert len(sleeps.delays) == 1 and sim.stats.injected["timeout"] == 1

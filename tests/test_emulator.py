@@ -176,7 +176,7 @@ async def test_long_poll_returns_as_soon_as_an_update_arrives(bot, emu):
     await emu.wait_for(lambda: bool(emu.calls_of("getUpdates")))
     assert not poll.done()
     emu.send_text(USER, "/start")
-    updates = await asyncio.wait_for(poll, 5)
+    updates = await asyncio.wait_for(poll, 30)
     assert loop.time() - started < 5
     message = updates[0].message
     assert message is not None and message.text == "/start"
@@ -522,9 +522,9 @@ async def test_a_second_poller_terminates_the_first(bot, emu):
     await emu.wait_for(lambda: len(emu.calls_of("getUpdates")) == 1)
     second = asyncio.create_task(bot.get_updates(timeout=30))
     with pytest.raises(TelegramConflictError, match="terminated by other getUpdates request"):
-        await asyncio.wait_for(first, 5)
+        await asyncio.wait_for(first, 30)
     emu.send_text(USER, "x")
-    assert len(await asyncio.wait_for(second, 5)) == 1
+    assert len(await asyncio.wait_for(second, 30)) == 1
 
 
 def test_multipart_reply_keeps_binary_content_intact():

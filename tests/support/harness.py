@@ -125,7 +125,7 @@ class Harness:
             record = Manager(id=manager_id, name=name, telegram_id=telegram_id, capacity=capacity)
             await crm.upsert_managers(conn, [record], self.clock.now())
 
-    async def settle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - the harness API every test uses
+    async def settle(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - the harness API every test uses
         """Return when every update the emulator has queued was handled by the bot and the sender has
         delivered every message that is due; raise TimeoutError (with the emulator's report) otherwise."""
         loop = asyncio.get_running_loop()
