@@ -99,7 +99,7 @@ def circle_facts(signal_type: str, details: Mapping[str, Any]) -> list[str]:
     d = details
     if signal_type in ("unit_economics.margin_leak", "unit_economics.under_collection"):
         floor = d.get("floor_pct")
-        lines = [_("Rule: {rule}").format(rule=rule_label(str(d.get("rule")), floor))]
+        lines = [_("Rule: {rule}").format(rule=rule_label(str(d.get("rule", "—")), floor))]
         if signal_type == "unit_economics.margin_leak":
             lines.append(
                 _("Net margin {net} on a sale of {sale}; leak {eur}").format(
@@ -111,7 +111,9 @@ def circle_facts(signal_type: str, details: Mapping[str, Any]) -> list[str]:
                 _("Not collected: {eur} of {sale}").format(eur=eur(d.get("eur")), sale=eur(d.get("sale")))
             )
         lines.append(_("Causes: {causes}").format(causes=causes_text(d.get("causes") or [])))
-        lines.append(_("Recommended: {action}").format(action=correction_label(str(d.get("correction")))))
+        lines.append(
+            _("Recommended: {action}").format(action=correction_label(str(d.get("correction", "—"))))
+        )
         return lines
     if signal_type in ("quality.repeat_incident", "quality.dispute_opened"):
         lines = [

@@ -61,7 +61,7 @@ def _sanctions(details: Mapping[str, Any]) -> list[str]:
 
 def _drift(details: Mapping[str, Any]) -> list[str]:
     return [
-        _("Rule broken: {rule}").format(rule=escape(drift_rule_label(str(details.get("rule"))))),
+        _("Rule broken: {rule}").format(rule=escape(drift_rule_label(str(details.get("rule", "—"))))),
         _("In the CRM: {before} → {after} by {actor}").format(
             before=_status(details.get("from", "-")),
             after=_status(details.get("to", "-")),

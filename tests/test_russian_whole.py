@@ -144,7 +144,7 @@ def buttons(markup: Any) -> list[str]:
     return [b.text for row in markup.inline_keyboard for b in row]
 
 
-@pytest.mark.parametrize("type_", sorted(DETAILS))
+@pytest.mark.parametrize("type_", sorted(SIGNAL_TYPES))
 def test_every_signal_type_reads_in_russian_in_every_state(type_: str) -> None:
     texts: list[str] = []
     with in_locale("ru"):
