@@ -6,6 +6,8 @@ and error mapping. The emulator keeps a small world (users, groups, messages, fi
 test act as users (send text, photos, documents, press buttons, block the bot), and enforces Telegram's rules
 with Telegram's own error codes and texts: length limits after entity parsing, callback data size, "message is
 not modified", stale callback queries, flood limits with ``retry_after``, blocked users, migrated groups.
+``redeliver`` sends an update the bot already had again, with its id, as Telegram does when it never saw the
+bot confirm it.
 
 Time: the injected ``monotonic`` clock drives every Telegram-side rule (flood windows, callback query expiry),
 so tests can advance it by hand. Real waits (the getUpdates long poll, ``wait_for``, webhook retries) use the
@@ -452,6 +454,7 @@ class BotAPIEmulator:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.count_429 = 0
         self.callback_answers: dict[str, dict[str, Any]] = {}
+        self.sent_updates: dict[int, dict[str, Any]] = {}  # every update ever queued, by id (redeliver())
         self.files: dict[str, bytes] = {}
 
         self._users: dict[int, dict[str, Any]] = {}
@@ -473,6 +476,8 @@ class BotAPIEmulator:
 
         self._updates: list[dict[str, Any]] = []
         self._update_seq = itertools.count(1)
+        # Redelivered updates the poller has not had yet: its offset, past them already, must not drop them.
+        self._redelivered: set[int] = set()
         self._allowed_updates: set[str] | None = None
         self._poll_generation = 0
         # Two "pulse" events: set and replaced on every change, so any number of waiters wake. They play the
@@ -767,6 +772,15 @@ class BotAPIEmulator:
             f"no button containing {text_contains!r} in chat {chat_id}; {self._describe_buttons(chat_id)}"
         )
 
+    def redeliver(self, update_id: int) -> None:
+        """Telegram sends an update the bot already had once more, with its original id (a webhook answer that
+        got lost, a poller that crashed before confirming the offset); ids still arrive in ascending order."""
+        self._updates.append(copy.deepcopy(self.sent_updates[update_id]))
+        self._updates.sort(key=lambda u: int(u["update_id"]))
+        self._redelivered.add(update_id)
+        self._pulse_updates()
+        self._notify()
+
     # ------------------------------------------------------------------ what tests read
 
     def transcript(self, chat_id: int) -> list[BotMessage]:
@@ -842,7 +856,10 @@ class BotAPIEmulator:
 
     def _enqueue(self, kind: str, payload: dict[str, Any]) -> None:
         # A snapshot: a later edit must not change what the update says happened.
-        self._updates.append({"update_id": next(self._update_seq), kind: copy.deepcopy(payload)})
+        update_id = next(self._update_seq)
+        update = {"update_id": update_id, kind: copy.deepcopy(payload)}
+        self._updates.append(update)
+        self.sent_updates[update_id] = update
         self._pulse_updates()
         self._notify()
 
@@ -1179,7 +1196,9 @@ class BotAPIEmulator:
         generation = self._poll_generation
         self._pulse_updates()
         if offset > 0:
-            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            self._updates = [
+                u for u in self._updates if u["update_id"] >= offset or u["update_id"] in self._redelivered
+            ]
         elif offset < 0:
             self._updates = self._updates[offset:]
         loop = asyncio.get_running_loop()
@@ -1188,6 +1207,7 @@ class BotAPIEmulator:
             ready = self._deliverable()[:limit]
             remaining = deadline - loop.time()
             if ready or remaining <= 0 or self._closing:
+                self._redelivered.difference_update(u["update_id"] for u in ready)
                 return copy.deepcopy(ready)
             pulse = self._update_pulse
             with contextlib.suppress(TimeoutError):

@@ -1,4 +1,5 @@
-"""A failed button press is answered and logged once; idle syncs and job runs write no INFO line."""
+"""A failed button press is answered and logged once; a press delivered again is one warning; idle syncs and
+job runs write no INFO line."""
 
 from __future__ import annotations
 
@@ -45,6 +46,24 @@ async def test_a_button_whose_use_case_fails_is_answered_and_logged_once(
     assert fields["user_id"] == ADMIN_ID
     assert failures[0].exc_info is not None  # the trace is in that one line
     assert not [r for r in caplog.records if r.name.startswith("aiogram") and r.levelno >= logging.ERROR]
+
+
+async def test_a_press_telegram_delivers_again_is_one_warning_not_a_failed_update(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await harness.say(ADMIN_ID, "/lang")
+    query = harness.tg.press(ADMIN_ID, ADMIN_ID, "English")
+    await harness.answer_of(query)
+    [update_id] = [
+        i for i, u in harness.tg.sent_updates.items() if u.get("callback_query", {}).get("id") == query
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        harness.tg.redeliver(update_id)  # its query was answered the first time: Telegram refuses a second
+        await harness.settle()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "callback.answer_too_old"
+    ]
 
 
 async def test_an_english_speaker_gets_the_english_text(tmp_path: Path) -> None:
