@@ -439,7 +439,8 @@ async def set_shift(
         released = 0
         if on is not None:
             override = None if on == working else ("on" if on else "off")
-            await store.set_shift_override(conn, manager.id, override, now)
+            if override != manager.shift_override:  # saying it again (or a redelivered update) is no change
+                await store.set_shift_override(conn, manager.id, override, now)
             if not on:
                 released = await _release_offers(conn, services, manager.id, "shift", now)
     if on is not None:
