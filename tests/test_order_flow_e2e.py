@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.i18n import in_locale
-from domain.checklist import ITEMS
 from keyboards.signals import type_title
 from scheduler.jobs import dispatch_tick
 from storage.people import set_language
@@ -43,16 +42,7 @@ async def test_an_order_from_the_crm_goes_through_every_status_to_delivered(worl
         "Cancel the order",
     ]
     assert "Inspection" in await world.press(BORIS, "Start inspection")
-    await world.press(BORIS, "Open checklist")
-    for item in ITEMS:
-        page = world.checklist(BORIS)
-        if f"✅ {item}" not in [t for t, _ in page.buttons]:
-            await world.press(BORIS, "Next »")
-        await world.press(BORIS, f"✅ {item}")
-        if item in (1, 28):
-            await world.press(BORIS, f"📎 {item}")
-            world.tg.send_photo(BORIS, f"photo of item {item}".encode())
-            await world.h.settle()
+    await world.fill_checklist(BORIS)
     assert "now waits for the client" in await world.press(BORIS, "Submit")
     await world.press(BORIS, "Client answered yes")
     await world.press(BORIS, "Shipped")

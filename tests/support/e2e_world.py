@@ -13,6 +13,7 @@ import pytest
 from bikewerk.outbox import CrmOutboxWorker
 from bikewerk.sync import Syncer
 from bot.limits import SendLimits
+from domain.checklist import ITEMS
 from scheduler.jobs import sync_bikewerk
 from storage.people import set_language
 from testkit.emulator import BotAPIEmulator, BotMessage, RateLimits
@@ -37,12 +38,13 @@ class World:
         await sync_bikewerk(self.syncer, self.h.services)
         await self.h.settle()
 
-    async def crm_order(self) -> str:
-        """An order created in the CRM through the simulator's HTTP control side."""
+    async def crm_order(self, **fields: Any) -> str:
+        """An order created in the CRM through the simulator's HTTP control side (`fields`: client, bike,
+        seller, prices; the rest is generated)."""
         assert self.h.simulator_url is not None
         async with (
             aiohttp.ClientSession() as http,
-            http.post(f"{self.h.simulator_url}/sim/orders", json={}) as r,
+            http.post(f"{self.h.simulator_url}/sim/orders", json=fields) as r,
         ):
             assert r.status == 201
             return str((await r.json())["id"])
@@ -78,6 +80,20 @@ class World:
         assert len(found) == 1, f"expected one checklist message in chat {user_id}, found {len(found)}"
         return found[0]
 
+    async def fill_checklist(self, user_id: int) -> None:
+        """From the card of an order in inspection: open the checklist, pass every item page by page and send
+        a photo to each item that needs one (1 and 28); Submit is the caller's."""
+        await self.press(user_id, "Open checklist")
+        for item in ITEMS:
+            page = self.checklist(user_id)
+            if f"✅ {item}" not in [t for t, _ in page.buttons]:
+                await self.press(user_id, "Next »")
+            await self.press(user_id, f"✅ {item}")
+            if item in (1, 28):
+                await self.press(user_id, f"📎 {item}")
+                self.tg.send_photo(user_id, f"photo of item {item}".encode())
+                await self.h.settle()
+
     async def crm_writes(self, order_id: str) -> list[dict[str, Any]]:
         """Deliver the outbox now, then the writes the CRM applied for the order (GET /sim/writes)."""
         worker = CrmOutboxWorker(self.h.services.db, self.h.app.bikewerk, self.h.clock)
@@ -106,8 +122,8 @@ async def add_crm_manager(world: World, manager_id: str, telegram_id: int) -> No
         await set_language(conn, telegram_id=telegram_id, lang="en", now=world.h.clock.now())
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def start_world(tmp_path: Path) -> World:
+    """The bot with the simulator, Anna, Boris and Vera synced in; the caller stops `world.h`."""
     h = await start_harness(
         tmp_path, simulator=True, rate_limits=RateLimits(enabled=False), send_limits=UNLIMITED
     )
@@ -125,15 +141,21 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     for manager_id, telegram_id in (("anna", ANNA), ("boris", BORIS), ("vera", VERA)):
         await add_crm_manager(w, manager_id, telegram_id)
     await w.sync()
+    return w
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    w = await start_world(tmp_path)
     try:
         yield w
     finally:
-        await h.stop()
+        await w.h.stop()
 
 
-async def offered_order(world: World) -> str:
+async def offered_order(world: World, **fields: Any) -> str:
     """A new CRM order after the first sync: Anna, Boris and Vera are free, so Anna (first by id) gets it."""
-    order_id = await world.crm_order()
+    order_id = await world.crm_order(**fields)
     await world.sync()
     assert "Accept" in (world.card(ANNA, order_id).text or "")
     return order_id
