@@ -1,11 +1,13 @@
 """Hostile input, generated (hypothesis): texts and commands in Latin and Cyrillic with random arguments,
 callback data of random characters and of valid shape with foreign ids, photos and documents where none is
-expected, from strangers, from unknown groups and from the known people, through the real dispatcher.
+expected, from strangers, from unknown groups and from the known people, through the real dispatcher; and, in
+an office with real orders, checklists and signals, updates Telegram delivers again, stale buttons pressed
+again, and managers' forged buttons on what is not theirs or not their role's.
 
 Properties: no update fails (the errors router logs `update.failed` for any that does), every callback query
-is answered, nothing a stranger does changes the store's business tables, the bot still answers afterwards.
-Examples per run: HYPOTHESIS_HOSTILE_EXAMPLES (default 10 batches of up to 12 updates; e.g. 400 for a few
-thousand updates).
+is answered, nothing a stranger, a replay or a forged button does changes the store's business tables, the
+bot still answers afterwards. Examples per run: HYPOTHESIS_HOSTILE_EXAMPLES per test (default 10 batches of
+up to 12 updates; 400 gives a few thousand updates, see README "Tests").
 """
 
 from __future__ import annotations
