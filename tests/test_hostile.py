@@ -35,6 +35,7 @@ EXAMPLES = int(os.environ.get("HYPOTHESIS_HOSTILE_EXAMPLES", "10"))
 STRANGERS = (9001, 9002, 9003)
 UNKNOWN_GROUP = -5005
 KNOWN = (ADMIN_ID, OWNER_ID, *LEAD_IDS)
+LEAD = LEAD_IDS[0]
 BUSINESS_TABLES = (
     "orders",
     "order_status_events",
@@ -208,10 +209,11 @@ def test_hostile_updates_break_nothing(
 # Anna works every order (Boris and Vera are off shift): the first is inspected and submitted, the second was
 # accepted and then handed to Vera by a lead, the third is a live offer; the SLA sweep raised signals, and a
 # lead resolved one. Boris owns nothing, so nothing he presses may change the store; Anna presses only what
-# her role may not do or what is not hers. Every update of that story is delivered again with its own id, and
-# every press of it is pressed again on its old message (a new query on a stale button): neither may change
-# anything. Telegram redelivers only the unconfirmed tail of the updates, in order; any one update alone is a
-# stronger test, and fair because the story never undoes itself (no setting is set twice).
+# her role may not do or what is not hers, and the lead only approve / reject (admins' and the owner's).
+# Every update of that story is delivered again with its own id, and every press of it is pressed again on
+# its old message (a new query on a stale button): neither may change anything. Telegram redelivers only the
+# unconfirmed tail of the updates, in order; any one update alone is a stronger test, and fair because the
+# story never undoes itself (no setting is set twice).
 
 
 @dataclass(frozen=True)
@@ -238,14 +240,14 @@ async def open_office(w: World) -> Office:
     await w.fill_checklist(ANNA)
     assert "now waits for the client" in await w.press(ANNA, "Submit")
     assert "is yours" in await w.press_data(ANNA, w.card(ANNA, second).message_id, _accept(w, ANNA, second))
-    assert "Manager vera" in await h.say(LEAD_IDS[0], f"/reassign {second} vera moved")
+    assert "Manager vera" in await h.say(LEAD, f"/reassign {second} vera moved")
     h.clock.advance(timedelta(hours=5))  # past the accepted budget: the sweep raises signals
     await sla.sweep(h.services, h.clock.now())
     await h.settle()
     db = h.services.db
     signals = [r["id"] for r in await db.fetchall("SELECT id FROM ai_signals ORDER BY id")]
     assert signals, "the sweep raised no signal"
-    await h.say(LEAD_IDS[0], f"/decide {signals[0]} resolve done")
+    await h.say(LEAD, f"/decide {signals[0]} resolve done")
     await w.crm_writes(first)  # the CRM has every write: no delivery is left to change the outbox later
 
     async def ids(sql: str) -> tuple[int, ...]:
@@ -340,6 +342,18 @@ def office_acts(o: Office) -> st.SearchStrategy[Act]:
             st.just("text"),
             st.just(ANNA),
             st.builds("/decide {} {}".format, ids, st.sampled_from(("approve", "reject", "reassign vera"))),
+        ),
+        st.builds(
+            Act,
+            st.just("press"),
+            st.just(LEAD),
+            st.builds("sg:{}:{}:".format, ids, st.sampled_from(("ap", "rj"))),
+        ),
+        st.builds(
+            Act,
+            st.just("text"),
+            st.just(LEAD),
+            st.builds("/decide {} {}".format, ids, st.sampled_from(("approve", "reject"))),
         ),
     )
 
