@@ -424,7 +424,8 @@ async def _finish(run: Soak, bot: BotProcess, world: World, http: aiohttp.Client
         print("  inconsistent:", problem)
     moments = Counter(kind for life in run.lives for kind in (life.moment or ["idle"]))
     stats = vars(world.people.stats) if world.people else {}
-    print(f"\n{len(run.orders)} orders created; the people: {stats}")
+    people = ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in stats.items())
+    print(f"\n{len(run.orders)} orders created; the people: {people}")
     print("what was going on at the kills:", ", ".join(f"{k} {v}" for k, v in moments.most_common()))
     ready = sorted(life.ready_after for life in run.lives if life.ready_after is not None)
     if ready:
