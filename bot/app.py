@@ -38,7 +38,7 @@ from bot.i18n import i18n
 from bot.limits import SendLimits
 from bot.logs import log_event, setup_logging
 from bot.metrics import BotMetrics, Live
-from bot.middlewares import CallerMiddleware, LocaleMiddleware, UpdateTracker
+from bot.middlewares import CallerMiddleware, ConfirmWhenHandled, LocaleMiddleware, UpdateTracker
 from bot.roles import Role, configured_groups, resolve_roles
 from bot.sender import Sender
 from bot.services import Services
@@ -232,8 +232,13 @@ class BotApp:
     def _mount_webhook(self, app: web.Application) -> None:
         settings = self.settings
         assert settings.webhook_url is not None and settings.webhook_secret is not None
+        # Answered once handled, not before: Telegram sends an update again until it gets its 200, so a
+        # crash mid-handling cannot lose it.
         handler = SimpleRequestHandler(
-            self.dispatcher, self.bot, secret_token=settings.webhook_secret.get_secret_value()
+            self.dispatcher,
+            self.bot,
+            handle_in_background=False,
+            secret_token=settings.webhook_secret.get_secret_value(),
         )
 
         async def webhook(request: web.Request) -> web.StreamResponse:
@@ -299,6 +304,7 @@ class BotApp:
             await self._start_webhook()
             return
         await self.bot.delete_webhook(drop_pending_updates=False)
+        self.bot.session.middleware(ConfirmWhenHandled(self.tracker))
         self._intake = asyncio.create_task(
             self.dispatcher.start_polling(
                 self.bot,

@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import TelegramAPIError
+from aiogram.methods import GetUpdates, Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import Chat, ChatMemberUpdated, Message, TelegramObject, Update, User
 from aiogram.utils.i18n import I18nMiddleware
 
@@ -42,13 +45,17 @@ _GONE = frozenset({"kicked", "left"})
 
 
 class UpdateTracker(BaseMiddleware):
-    """Counts updates entering and leaving the pipeline; `wait_idle` returns when none is in flight."""
+    """Counts updates entering and leaving the pipeline; `wait_idle` returns when none is in flight. It also
+    knows which updates taken by long polling are not handled yet (`ConfirmWhenHandled`)."""
 
     def __init__(self) -> None:
         self.started = 0
         self.finished = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.unhandled: set[int] = set()  # update ids taken from getUpdates whose handling has not ended
+        self.all_handled = asyncio.Event()
+        self.all_handled.set()
 
     @property
     def in_flight(self) -> int:
@@ -63,9 +70,54 @@ class UpdateTracker(BaseMiddleware):
             self.finished += 1
             if self.in_flight == 0:
                 self._idle.set()
+            if isinstance(event, Update):
+                self.handled(event.update_id)
+
+    def taken(self, update_ids: Iterable[int]) -> None:
+        self.unhandled.update(update_ids)
+        if self.unhandled:
+            self.all_handled.clear()
+
+    def handled(self, update_id: int) -> None:
+        self.unhandled.discard(update_id)
+        if not self.unhandled:
+            self.all_handled.set()
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
+
+
+class ConfirmWhenHandled(BaseRequestMiddleware):
+    """Long polling confirms a batch of updates with the next getUpdates, and aiogram handles updates as
+    tasks, so that call can go out while handlers still run: the process dying then would lose those updates
+    (Telegram never sends a confirmed update again), a manager's press among them. This holds each
+    getUpdates until the updates before it are handled; a handler stuck longer than `patience` seconds lets
+    it go (logged). A crash can then only repeat an update whose handler had committed; handlers are
+    idempotent (a repeated press finds the order already moved on)."""
+
+    def __init__(self, tracker: UpdateTracker, patience: float = 60.0) -> None:
+        self.tracker = tracker
+        self.patience = patience
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        polling = isinstance(method, GetUpdates)
+        if polling:
+            try:
+                await asyncio.wait_for(self.tracker.all_handled.wait(), self.patience)
+            except TimeoutError:
+                unhandled = sorted(self.tracker.unhandled)
+                log_event(log, "intake.confirm_unhandled", logging.WARNING, updates=unhandled)
+        response = await make_request(bot, method)
+        # Typed as a Response, but aiogram's session hands middlewares the bare result (the list of updates).
+        updates: Any = getattr(response, "result", response)
+        if polling and isinstance(updates, list):
+            self.tracker.taken(update.update_id for update in updates if isinstance(update, Update))
+        return response
 
 
 def _language_of(user: User, default: str) -> str:

@@ -251,6 +251,59 @@ def _monday_morning(tz: ZoneInfo) -> datetime:
     return datetime.combine(monday, time(8, 30), tzinfo=tz)
 
 
+def world_env(emulator: BotAPIEmulator, simulator_url: str, out: Path, push_secret: str) -> dict[str, str]:
+    """The bot's settings for the demo's world (as environment variables; the soak starts `main.py run` with
+    them): the emulator, the simulator, the people and groups of `populate_world`, files under `out`."""
+    return {
+        "BOT_TOKEN": emulator.token,
+        "TELEGRAM_API_URL": emulator.base_url,
+        "DATABASE_PATH": str(out / DATABASE_NAME),
+        "ARTIFACTS_DIR": str(out / "artifacts"),
+        "BACKUP_DIR": str(out / "backups"),
+        "BIKEWERK_API_URL": simulator_url,
+        "BIKEWERK_API_TOKEN": "",
+        "TIMEZONE": TIMEZONE,
+        "DEFAULT_LANGUAGE": "en",
+        "ADMIN_IDS": str(ADMIN),
+        "OWNER_ID": str(OWNER),
+        "LEAD_IDS": str(LEAD),
+        "LEADS_CHAT_ID": str(LEADS_CHAT),
+        "CRISIS_CHAT_ID": str(CRISIS_CHAT),
+        "ADMIN_CHAT_ID": str(ADMIN_CHAT),
+        # The simulated CRM pushes its changes to the bot (POST /crm/events); the sync is the safety net.
+        "BIKEWERK_WEBHOOK_SECRET": push_secret,
+        "HTTP_HOST": "127.0.0.1",
+        "DIGEST_TIME": "09:00",
+    }
+
+
+async def populate_world(
+    emulator: BotAPIEmulator, http: aiohttp.ClientSession, simulator_url: str
+) -> list[Person]:
+    """Everyone in the Telegram world: the managers the CRM lists (GET /api/crm/managers), a lead, the
+    owner and an admin, plus the leads, crisis and admin groups."""
+    async with http.get(f"{simulator_url}/api/crm/managers") as response:
+        managers = (await response.json())["items"]
+    people = [
+        Person(int(m["telegram_id"]), str(m["name"]), "manager", (int(m["telegram_id"]),), HABITS[habit])
+        for m, habit in zip(managers, TEAM_HABITS, strict=False)
+    ]
+    people += [
+        Person(LEAD, "Lena Hoffmann", "lead", (LEADS_CHAT, CRISIS_CHAT, LEAD)),
+        Person(ADMIN, "Alex Braun", "admin", (ADMIN, ADMIN_CHAT, LEADS_CHAT)),
+        Person(OWNER, "Olga Sokolova", "owner", (OWNER,)),
+    ]
+    for person in people:
+        emulator.add_user(person.user_id, person.name.split()[0], language_code="en")
+    for chat_id, title in (
+        (LEADS_CHAT, "BikeWerk leads"),
+        (CRISIS_CHAT, "BikeWerk crisis"),
+        (ADMIN_CHAT, "BikeWerk admins"),
+    ):
+        emulator.add_group(chat_id, title, admin=True)
+    return people
+
+
 def _order_times(
     calendar: WorkingCalendar, first: datetime, end: datetime, rng: random.Random
 ) -> list[datetime]:
@@ -287,29 +340,11 @@ class Demo:
 
     def settings(self, emulator: BotAPIEmulator, simulator_url: str) -> Settings:
         return load_settings(
-            BOT_TOKEN=emulator.token,
-            TELEGRAM_API_URL=emulator.base_url,
-            DATABASE_PATH=self.out / DATABASE_NAME,
-            ARTIFACTS_DIR=self.out / "artifacts",
-            BACKUP_DIR=self.out / "backups",
-            BIKEWERK_API_URL=simulator_url,
-            BIKEWERK_API_TOKEN="",
-            TIMEZONE=TIMEZONE,
-            DEFAULT_LANGUAGE="en",
-            ADMIN_IDS=str(ADMIN),
-            OWNER_ID=OWNER,
-            LEAD_IDS=str(LEAD),
-            LEADS_CHAT_ID=LEADS_CHAT,
-            CRISIS_CHAT_ID=CRISIS_CHAT,
-            ADMIN_CHAT_ID=ADMIN_CHAT,
+            **world_env(emulator, simulator_url, self.out, self.push_secret),
             POLICY_FILE=None,
             WEBHOOK_URL=None,
-            # The simulated CRM pushes its changes to the bot (POST /crm/events); the sync is the safety net.
-            BIKEWERK_WEBHOOK_SECRET=self.push_secret,
-            HTTP_HOST="127.0.0.1",
             HTTP_PORT=0,  # one free port for the pushes and the admin panel (printed at the end)
             SYNC_INTERVAL_SECONDS=60,
-            DIGEST_TIME="09:00",
         )
 
     async def run(self) -> DemoResult:
@@ -346,7 +381,7 @@ class Demo:
                     f"BikeWerk simulator at {simulator_url}, Bot API emulator at "
                     f"{emulator.base_url}, database {self.out / DATABASE_NAME}",
                 )
-                people = await self._people(emulator, http, simulator_url)
+                people = await populate_world(emulator, http, simulator_url)
                 app = BotApp(self.settings(emulator, simulator_url), clock=clock)
                 await app.start(polling=True, scheduler=False)
                 assert app.push_url is not None
@@ -383,32 +418,6 @@ class Demo:
             self.stream.flush()
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         self.stream.flush()
-
-    async def _people(
-        self, emulator: BotAPIEmulator, http: aiohttp.ClientSession, simulator_url: str
-    ) -> list[Person]:
-        """Everyone in the Telegram world: the managers the CRM lists (GET /api/crm/managers), a lead, the
-        owner and an admin, plus the leads, crisis and admin groups."""
-        async with http.get(f"{simulator_url}/api/crm/managers") as response:
-            managers = (await response.json())["items"]
-        people = [
-            Person(int(m["telegram_id"]), str(m["name"]), "manager", (int(m["telegram_id"]),), HABITS[habit])
-            for m, habit in zip(managers, TEAM_HABITS, strict=False)
-        ]
-        people += [
-            Person(LEAD, "Lena Hoffmann", "lead", (LEADS_CHAT, CRISIS_CHAT, LEAD)),
-            Person(ADMIN, "Alex Braun", "admin", (ADMIN, ADMIN_CHAT, LEADS_CHAT)),
-            Person(OWNER, "Olga Sokolova", "owner", (OWNER,)),
-        ]
-        for person in people:
-            emulator.add_user(person.user_id, person.name.split()[0], language_code="en")
-        for chat_id, title in (
-            (LEADS_CHAT, "BikeWerk leads"),
-            (CRISIS_CHAT, "BikeWerk crisis"),
-            (ADMIN_CHAT, "BikeWerk admins"),
-        ):
-            emulator.add_group(chat_id, title, admin=True)
-        return people
 
     async def _operate(
         self,

@@ -270,6 +270,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def test_an_update_stays_with_telegram_until_it_is_handled(harness: Harness) -> None:
+    """Long polling confirms updates with the next getUpdates; if that went out while a handler still ran, a
+    crash would lose the update. While the admin's message cannot be handled (the store is busy), the bot
+    asks for no more updates, so Telegram still holds it; once handled it is confirmed and answered."""
+    polls = len(harness.tg.calls_of("getUpdates"))
+    async with harness.services.db.transaction():  # another writer holds the store
+        harness.tg.send_text(ADMIN_ID, "/start")
+        await harness.until(lambda: harness.app.tracker.in_flight == 1)
+        taken_by = len(harness.tg.calls_of("getUpdates"))
+        await asyncio.sleep(0.3)  # what must not happen (the next poll) would take milliseconds
+        assert len(harness.tg.calls_of("getUpdates")) == taken_by > polls
+        assert [u["message"]["text"] for u in harness.tg.pending_updates] == ["/start"]
+    await harness.settle()
+    assert harness.tg.pending_updates == []
+    assert "Alina" in (harness.tg.last_message(ADMIN_ID).text or "")  # greeted by name
+
+
 async def test_webhook_mode_takes_updates_only_with_the_secret(tmp_path: Path) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/telegram/webhook"
