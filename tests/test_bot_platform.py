@@ -284,7 +284,8 @@ async def test_an_update_stays_with_telegram_until_it_is_handled(harness: Harnes
         assert [u["message"]["text"] for u in harness.tg.pending_updates] == ["/start"]
     await harness.settle()
     assert harness.tg.pending_updates == []
-    assert "Alina" in (harness.tg.last_message(ADMIN_ID).text or "")  # greeted by name
+    greeting = harness.tg.last_message(ADMIN_ID)
+    assert greeting is not None and "Alina" in (greeting.text or "")  # greeted by name
 
 
 async def test_webhook_mode_takes_updates_only_with_the_secret(tmp_path: Path) -> None:
