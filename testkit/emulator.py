@@ -775,8 +775,9 @@ class BotAPIEmulator:
     def redeliver(self, update_id: int) -> None:
         """Telegram sends an update the bot already had once more, with its original id (a webhook answer that
         got lost, a poller that crashed before confirming the offset); ids still arrive in ascending order."""
-        self._updates.append(copy.deepcopy(self.sent_updates[update_id]))
-        self._updates.sort(key=lambda u: int(u["update_id"]))
+        if all(u["update_id"] != update_id for u in self._updates):  # one not yet confirmed is not copied
+            self._updates.append(copy.deepcopy(self.sent_updates[update_id]))
+            self._updates.sort(key=lambda u: int(u["update_id"]))
         self._redelivered.add(update_id)
         self._pulse_updates()
         self._notify()
