@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -43,9 +43,20 @@ class TextMessage(NamedTuple):
 
 async def put_messages(conn: aiosqlite.Connection, messages: Iterable[TextMessage], *, now: datetime) -> None:
     """`put_message` for many text messages in one statement (a dispatch pass over a backlog)."""
+    await put_encoded_messages(
+        conn, [(m.chat_id, m.ref, m.body, encode_markup(m.markup)) for m in messages], now=now
+    )
+
+
+async def put_encoded_messages(
+    conn: aiosqlite.Connection, messages: Sequence[tuple[int, str, str, str | None]], *, now: datetime
+) -> None:
+    """`put_messages` for text messages whose markup is already encoded (`encode_markup`): (chat id, ref,
+    body, markup JSON). A dispatch pass renders thousands of cards that differ only in a few values."""
     at = ts(now)
     await conn.executemany(
-        _PUT_SQL, (_put_row(m.chat_id, m.ref, m.body, m.markup, "text", None, at) for m in messages)
+        _PUT_SQL,
+        [(chat_id, ref, "text", body, markup, None, at, at, at) for chat_id, ref, body, markup in messages],
     )
 
 
@@ -60,6 +71,11 @@ WHERE body IS NOT excluded.body OR markup IS NOT excluded.markup
 """
 
 
+def encode_markup(markup: dict[str, Any] | None) -> str | None:
+    """A keyboard as tg_messages.markup stores it (and compares it, to skip edits that change nothing)."""
+    return json.dumps(markup, ensure_ascii=False, sort_keys=True) if markup is not None else None
+
+
 def _put_row(
     chat_id: int,
     ref: str,
@@ -69,8 +85,7 @@ def _put_row(
     file_path: str | None,
     at: str,
 ) -> tuple[object, ...]:
-    markup_json = json.dumps(markup, ensure_ascii=False, sort_keys=True) if markup is not None else None
-    return (chat_id, ref, kind, body, markup_json, file_path, at, at, at)
+    return (chat_id, ref, kind, body, encode_markup(markup), file_path, at, at, at)
 
 
 # --- the sender's side: what is due, and what happened to each delivery
