@@ -17,7 +17,7 @@ import aiosqlite
 
 from domain.models import Manager
 from domain.statuses import Status
-from storage.db import parse_ts, parse_ts_opt, ts
+from storage.db import from_json_rows, parse_ts, parse_ts_opt, ts
 
 WriteKind = Literal["assign", "status", "compensation"]
 ViolationSource = Literal[
@@ -150,20 +150,9 @@ _ORDER_COLUMNS = (
 )
 
 
-def _from_json_rows(columns: int, *more: str) -> str:
-    """`SELECT <each element of a row>, <more> FROM json_each(?1)`: rows come as one JSON array of arrays.
-
-    A whole batch is one statement that SQLite runs without coming back to Python: `executemany` binds
-    every row from Python, and each bind waits for the interpreter lock, which the sync's other task holds
-    while it decodes the next page; one statement per batch keeps the two working side by side.
-    """
-    fields = [f"json_extract(value, '$[{k}]')" for k in range(columns)]
-    return f"SELECT {', '.join([*fields, *more])} FROM json_each(?1)"
-
-
 _UPSERT_ORDERS = f"""
 INSERT INTO orders ({_ORDER_COLUMNS}, synced_at)
-{_from_json_rows(22, "?2")} WHERE true
+{from_json_rows(22, "?2")} WHERE true
 ON CONFLICT (id) DO UPDATE SET
     status_since = CASE WHEN orders.status = excluded.status THEN orders.status_since
                         ELSE excluded.status_since END,
@@ -240,7 +229,7 @@ async def confirm_bot_events(conn: aiosqlite.Connection, pairs: Sequence[tuple[i
 
 _INSERT_CRM_EVENTS = f"""
 INSERT OR IGNORE INTO order_status_events (crm_event_id, order_id, from_status, to_status, actor, at, source)
-{_from_json_rows(6, "'crm'")}
+{from_json_rows(6, "'crm'")}
 """
 
 
@@ -358,7 +347,7 @@ async def enqueue_writes(
 
 _ENQUEUE_MANY_SQL = (
     "INSERT OR IGNORE INTO crm_outbox (kind, order_id, payload, idempotency_key, created_at, next_attempt_at)"
-    f" {_from_json_rows(4, '?2', '?2')}"
+    f" {from_json_rows(4, '?2', '?2')}"
 )
 
 

@@ -53,21 +53,26 @@ async def put_encoded_messages(
 ) -> None:
     """`put_messages` for text messages whose markup is already encoded (`encode_markup`): (chat id, ref,
     body, markup JSON). A dispatch pass renders thousands of cards that differ only in a few values."""
-    at = ts(now)
-    await conn.executemany(
-        _PUT_SQL,
-        [(chat_id, ref, "text", body, markup, None, at, at, at) for chat_id, ref, body, markup in messages],
-    )
+    await conn.execute(_PUT_MANY_SQL, (json.dumps(messages, ensure_ascii=False), ts(now)))
 
 
-_PUT_SQL = """
-INSERT INTO tg_messages (chat_id, ref, kind, body, markup, file_path, created_at, updated_at, next_attempt_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+_COLUMNS = "chat_id, ref, kind, body, markup, file_path, created_at, updated_at, next_attempt_at"
+_ON_CONFLICT = """
 ON CONFLICT (chat_id, ref) DO UPDATE SET
     body = excluded.body, markup = excluded.markup, file_path = excluded.file_path,
     version = version + 1, updated_at = excluded.updated_at,
     next_attempt_at = excluded.next_attempt_at, attempts = 0, last_error = NULL
 WHERE body IS NOT excluded.body OR markup IS NOT excluded.markup
+"""
+_PUT_SQL = f"INSERT INTO tg_messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) {_ON_CONFLICT}"
+# (chat id, ref, body, markup) rows as one JSON parameter; `WHERE true` tells SQLite's parser that the
+# ON CONFLICT belongs to the INSERT, not to a join in the SELECT.
+_PUT_MANY_SQL = f"""
+INSERT INTO tg_messages ({_COLUMNS})
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), 'text', json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), NULL, ?2, ?2, ?2
+FROM json_each(?1) WHERE true
+{_ON_CONFLICT}
 """
 
 
