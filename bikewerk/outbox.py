@@ -96,6 +96,23 @@ async def enqueue_crm_writes(conn: aiosqlite.Connection, writes: Iterable[CrmWri
     )
 
 
+async def enqueue_assigns(
+    conn: aiosqlite.Connection, assigns: Iterable[tuple[str, str, str]], now: datetime
+) -> None:
+    """Assign writes for many orders in one statement (a dispatch pass): (order id, manager id, idempotency
+    key). The body depends on the manager only, so each manager's is checked and encoded once."""
+    bodies: dict[str, str] = {}
+    rows: list[tuple[WriteKind, str, str, str]] = []
+    for order_id, manager_id, key in assigns:
+        body = bodies.get(manager_id)
+        if body is None:
+            body = bodies[manager_id] = _body("assign", order_id, {"manager_id": manager_id}, key)
+        elif not key.strip():
+            raise ValueError("a CRM write needs a non-empty idempotency key")
+        rows.append(("assign", order_id, body, key))
+    await crm.enqueue_writes(conn, rows, now)
+
+
 def _body(kind: WriteKind, order_id: str, payload: dict[str, Any], idempotency_key: str) -> str:
     """The write's JSON body, checked against the contract (ValueError when off it)."""
     try:

@@ -323,14 +323,21 @@ class Syncer:
 
     async def _sync_events(self, report: SyncReport) -> None:
         since = int(await crm.get_cursor(self.db.reader, EVENTS_CURSOR) or 0)
-        await self._pump(
-            EVENTS_CURSOR,
-            self.client.iter_events(since_id=since, limit=self.page_size),
-            self._prepare_events,
-            lambda chunk: self._store_events(chunk, report),
-            report,
-            batch=self.batch_records,
-        )
+        async with self.db.transaction() as conn:
+            first_load = await crm.prepare_event_load(conn)
+        try:
+            await self._pump(
+                EVENTS_CURSOR,
+                self.client.iter_events(since_id=since, limit=self.page_size),
+                self._prepare_events,
+                lambda chunk: self._store_events(chunk, report),
+                report,
+                batch=self.batch_records,
+            )
+        finally:
+            if first_load:  # the orders stage reads the events by order: the indexes are back before it
+                async with self.db.transaction() as conn:
+                    await crm.finish_event_load(conn)
 
     def _prepare_events(self, page: Page[contract.StatusEvent]) -> _Chunk[crm.CrmEvent]:
         rows: list[crm.CrmEvent] = []

@@ -11,7 +11,7 @@ thousands of cards, and aiogram's builder would cost more than everything else i
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -27,6 +27,7 @@ from domain.models import Order
 from domain.orders import CLIENT_SAID_NO
 from domain.statuses import FINAL_STATUSES, Status, next_steps
 from storage.assignments import Assignment, AssignmentState, StoredCandidate
+from storage.messages import encode_markup
 from storage.orders import HistoryEntry
 
 CardMode = Literal["normal", "decline", "cancel", "tracking"]
@@ -53,7 +54,7 @@ class StepCallback(CallbackData, prefix="st"):
     r: str | None = None
 
 
-def offer_data(act: str, offer_id: int) -> str:
+def offer_data(act: str, offer_id: int | str) -> str:
     """`OfferCallback(act=act, a=offer_id).pack()` spelled out for the two buttons of every fresh offer: a
     dispatch pass makes thousands, and pydantic's checks in pack() cost more than the rest of the card.
     tests/test_dispatch.py checks that both spellings agree."""
@@ -183,9 +184,29 @@ class OfferCards:
     def render(self, order: Order, offer_id: int, expires_at: datetime | None) -> tuple[str, Markup | None]:
         lines = self.header.lines(order, self.status)
         lines.append(self.deadline.format(deadline=when(expires_at, self.tz)))
+        return "\n".join(lines), self._markup(str(offer_id))
+
+    def _markup(self, offer_id: str) -> Markup | None:
         accept = {"text": self.accept, "callback_data": offer_data("acc", offer_id)}
         decline = {"text": self.decline, "callback_data": offer_data("dec", offer_id)}
-        return "\n".join(lines), keyboard([[accept, decline]])
+        return keyboard([[accept, decline]])
+
+    def encoded(self, expires_at: datetime | None) -> Callable[[Order, int], tuple[str, str | None]]:
+        """`render` for offers that share a deadline (a dispatch pass), with the markup encoded as
+        storage.messages keeps it: the same text and bytes, but the deadline is formatted and the keyboard
+        encoded once, and each card only fills in its offer id (tests/test_dispatch.py compares the two)."""
+        deadline = self.deadline.format(deadline=when(expires_at, self.tz))
+        slot = "\ue000"  # a private-use character, in no label: marks where the offer id goes
+        encoded = encode_markup(self._markup(slot))
+        parts = encoded.split(slot) if encoded is not None else None
+        header, status = self.header, self.status
+
+        def render(order: Order, offer_id: int) -> tuple[str, str | None]:
+            lines = header.lines(order, status)
+            lines.append(deadline)
+            return "\n".join(lines), str(offer_id).join(parts) if parts is not None else None
+
+        return render
 
 
 # --- the card

@@ -126,35 +126,55 @@ async def refusals_of_pending(conn: aiosqlite.Connection) -> dict[str, set[str]]
     return refused
 
 
-@dataclass(frozen=True, slots=True)
-class NewOffer:
-    id: int
-    order_id: str
-    manager_id: str
+@dataclass(frozen=True)
+class NewOffers:
+    """Offers made together (a dispatch pass's batch, a handover): one instant, deadline and reason for all,
+    so the batch formats its times once. `picks` are (order id, manager id, candidates reference), in order;
+    the k-th gets assignment id `first_id + k`."""
+
+    first_id: int
     offered_at: datetime
     expires_at: datetime
-    candidates_json: str
     reason: str
+    picks: Sequence[tuple[str, str, str]]
+
+    @property
+    def last_id(self) -> int:
+        return self.first_id + len(self.picks) - 1
 
 
 async def next_assignment_id(conn: aiosqlite.Connection) -> int:
     """The id the next offer gets. Inside the caller's write transaction nobody else can take it, and knowing
-    ids before the batch insert lets one executemany write offers, their CRM writes and their cards."""
+    ids before the batch insert lets one statement write offers, their CRM writes and their cards."""
     row = await conn.execute_fetchall("SELECT coalesce(max(id), 0) + 1 FROM ai_assignments")
     return int(next(iter(row))[0])
 
 
-async def insert_offers(conn: aiosqlite.Connection, offers: Sequence[NewOffer]) -> None:
-    await conn.executemany(
+async def insert_offers(conn: aiosqlite.Connection, offers: NewOffers) -> None:
+    """The offers, and their orders now with the offered manager: one statement each (rows as one JSON
+    parameter, so SQLite walks the batch without coming back to Python for every row)."""
+    await conn.execute(
         """
         INSERT INTO ai_assignments (id, order_id, manager_id, state, offered_at, expires_at, candidates,
                                     reason)
-        VALUES (?, ?, ?, 'offered', ?, ?, ?, ?)
+        SELECT ?1 + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), 'offered', ?2, ?3,
+               json_extract(value, '$[2]'), ?4
+        FROM json_each(?5)
         """,
         (
-            (o.id, o.order_id, o.manager_id, ts(o.offered_at), ts(o.expires_at), o.candidates_json, o.reason)
-            for o in offers
+            offers.first_id,
+            ts(offers.offered_at),
+            ts(offers.expires_at),
+            offers.reason,
+            json.dumps(offers.picks, ensure_ascii=False),
         ),
+    )
+    await conn.execute(
+        """
+        UPDATE orders SET assigned_manager_id = a.manager_id
+        FROM ai_assignments a WHERE a.id BETWEEN ? AND ? AND orders.id = a.order_id
+        """,
+        (offers.first_id, offers.last_id),
     )
 
 

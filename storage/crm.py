@@ -17,7 +17,7 @@ import aiosqlite
 
 from domain.models import Manager
 from domain.statuses import Status
-from storage.db import parse_ts, parse_ts_opt, ts
+from storage.db import from_json_rows, parse_ts, parse_ts_opt, ts
 
 WriteKind = Literal["assign", "status", "compensation"]
 ViolationSource = Literal[
@@ -150,20 +150,9 @@ _ORDER_COLUMNS = (
 )
 
 
-def _from_json_rows(columns: int, *more: str) -> str:
-    """`SELECT <each element of a row>, <more> FROM json_each(?1)`: rows come as one JSON array of arrays.
-
-    A whole batch is one statement that SQLite runs without coming back to Python: `executemany` binds
-    every row from Python, and each bind waits for the interpreter lock, which the sync's other task holds
-    while it decodes the next page; one statement per batch keeps the two working side by side.
-    """
-    fields = [f"json_extract(value, '$[{k}]')" for k in range(columns)]
-    return f"SELECT {', '.join([*fields, *more])} FROM json_each(?1)"
-
-
 _UPSERT_ORDERS = f"""
 INSERT INTO orders ({_ORDER_COLUMNS}, synced_at)
-{_from_json_rows(22, "?2")} WHERE true
+{from_json_rows(22, "?2")} WHERE true
 ON CONFLICT (id) DO UPDATE SET
     status_since = CASE WHEN orders.status = excluded.status THEN orders.status_since
                         ELSE excluded.status_since END,
@@ -240,8 +229,37 @@ async def confirm_bot_events(conn: aiosqlite.Connection, pairs: Sequence[tuple[i
 
 _INSERT_CRM_EVENTS = f"""
 INSERT OR IGNORE INTO order_status_events (crm_event_id, order_id, from_status, to_status, actor, at, source)
-{_from_json_rows(6, "'crm'")}
+{from_json_rows(6, "'crm'")}
 """
+
+
+# The events' secondary indexes (migrations/001_core.sql). A first sync drops them while it loads an empty
+# table and builds them after: a million events arrive in id order, but these indexes are keyed by order and
+# by time, so filling them row by row writes pages all over both trees; one sort per index at the end is
+# several times cheaper.
+_EVENT_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS events_order ON order_status_events(order_id, at)",
+    "CREATE INDEX IF NOT EXISTS events_at ON order_status_events(at)",
+)
+
+
+async def prepare_event_load(conn: aiosqlite.Connection) -> bool:
+    """Before the events stage: with no event stored yet, drop the secondary indexes (True: the caller
+    calls `finish_event_load` when the stage ends). Otherwise make sure they exist (False), so a first load
+    cut short by a crash gets them back at the next run."""
+    rows = await conn.execute_fetchall("SELECT NOT EXISTS (SELECT 1 FROM order_status_events)")
+    empty = bool(next(iter(rows))[0])
+    if empty:
+        await conn.execute("DROP INDEX IF EXISTS events_order")
+        await conn.execute("DROP INDEX IF EXISTS events_at")
+    else:
+        await finish_event_load(conn)
+    return empty
+
+
+async def finish_event_load(conn: aiosqlite.Connection) -> None:
+    for sql in _EVENT_INDEXES:
+        await conn.execute(sql)
 
 
 async def insert_crm_events(conn: aiosqlite.Connection, events: Sequence[CrmEvent]) -> int:
@@ -324,8 +342,13 @@ async def enqueue_writes(
     conn: aiosqlite.Connection, writes: Iterable[tuple[WriteKind, str, str, str]], now: datetime
 ) -> None:
     """`enqueue_write` for many writes in one statement: (kind, order id, payload JSON, idempotency key)."""
-    at = ts(now)
-    await conn.executemany(_ENQUEUE_SQL, ((kind, oid, body, key, at, at) for kind, oid, body, key in writes))
+    await conn.execute(_ENQUEUE_MANY_SQL, (json.dumps(list(writes), ensure_ascii=False), ts(now)))
+
+
+_ENQUEUE_MANY_SQL = (
+    "INSERT OR IGNORE INTO crm_outbox (kind, order_id, payload, idempotency_key, created_at, next_attempt_at)"
+    f" {from_json_rows(4, '?2', '?2')}"
+)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,18 @@ def parse_ts_opt(text: str | None) -> datetime | None:
     return None if text is None else parse_ts(text)
 
 
+def from_json_rows(columns: int, *more: str) -> str:
+    """`SELECT <each element of a row>, <more> FROM json_each(?1)`: rows come as one JSON array of arrays.
+
+    A whole batch is one statement that SQLite runs without coming back to Python: `executemany` binds
+    every row from Python, and each bind waits for the interpreter lock, which the event loop's thread holds
+    while it works (the sync decoding the next page, a dispatch pass rendering the next batch); one statement
+    per batch keeps the two working side by side.
+    """
+    fields = [f"json_extract(value, '$[{k}]')" for k in range(columns)]
+    return f"SELECT {', '.join([*fields, *more])} FROM json_each(?1)"
+
+
 class ProcessLock:
     """An advisory lock next to the database file: a second process on the same database refuses to start.
 

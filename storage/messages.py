@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -43,21 +43,42 @@ class TextMessage(NamedTuple):
 
 async def put_messages(conn: aiosqlite.Connection, messages: Iterable[TextMessage], *, now: datetime) -> None:
     """`put_message` for many text messages in one statement (a dispatch pass over a backlog)."""
-    at = ts(now)
-    await conn.executemany(
-        _PUT_SQL, (_put_row(m.chat_id, m.ref, m.body, m.markup, "text", None, at) for m in messages)
+    await put_encoded_messages(
+        conn, [(m.chat_id, m.ref, m.body, encode_markup(m.markup)) for m in messages], now=now
     )
 
 
-_PUT_SQL = """
-INSERT INTO tg_messages (chat_id, ref, kind, body, markup, file_path, created_at, updated_at, next_attempt_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+async def put_encoded_messages(
+    conn: aiosqlite.Connection, messages: Sequence[tuple[int, str, str, str | None]], *, now: datetime
+) -> None:
+    """`put_messages` for text messages whose markup is already encoded (`encode_markup`): (chat id, ref,
+    body, markup JSON). A dispatch pass renders thousands of cards that differ only in a few values."""
+    await conn.execute(_PUT_MANY_SQL, (json.dumps(messages, ensure_ascii=False), ts(now)))
+
+
+_COLUMNS = "chat_id, ref, kind, body, markup, file_path, created_at, updated_at, next_attempt_at"
+_ON_CONFLICT = """
 ON CONFLICT (chat_id, ref) DO UPDATE SET
     body = excluded.body, markup = excluded.markup, file_path = excluded.file_path,
     version = version + 1, updated_at = excluded.updated_at,
     next_attempt_at = excluded.next_attempt_at, attempts = 0, last_error = NULL
 WHERE body IS NOT excluded.body OR markup IS NOT excluded.markup
 """
+_PUT_SQL = f"INSERT INTO tg_messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) {_ON_CONFLICT}"
+# (chat id, ref, body, markup) rows as one JSON parameter; `WHERE true` tells SQLite's parser that the
+# ON CONFLICT belongs to the INSERT, not to a join in the SELECT.
+_PUT_MANY_SQL = f"""
+INSERT INTO tg_messages ({_COLUMNS})
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), 'text', json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), NULL, ?2, ?2, ?2
+FROM json_each(?1) WHERE true
+{_ON_CONFLICT}
+"""
+
+
+def encode_markup(markup: dict[str, Any] | None) -> str | None:
+    """A keyboard as tg_messages.markup stores it (and compares it, to skip edits that change nothing)."""
+    return json.dumps(markup, ensure_ascii=False, sort_keys=True) if markup is not None else None
 
 
 def _put_row(
@@ -69,8 +90,7 @@ def _put_row(
     file_path: str | None,
     at: str,
 ) -> tuple[object, ...]:
-    markup_json = json.dumps(markup, ensure_ascii=False, sort_keys=True) if markup is not None else None
-    return (chat_id, ref, kind, body, markup_json, file_path, at, at, at)
+    return (chat_id, ref, kind, body, encode_markup(markup), file_path, at, at, at)
 
 
 # --- the sender's side: what is due, and what happened to each delivery

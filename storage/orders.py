@@ -96,11 +96,12 @@ async def pending_without_offer(
     """Orders in pending_manager with neither a live offer nor an accepted assignment nor a compliance hold,
     oldest first; the next page starts `after` the last order of the previous one. An order whose accept
     timeout waits for a person (the autopilot asked: a live order.accept_timeout signal) is left alone until
-    it is resolved."""
+    it is resolved. Read off the queue's own index (migrations/016): the planner, without statistics,
+    would take the status index and sort every pending order again for each page."""
     start = (ts(after.created_at), after.id) if after is not None else ("", "")
     rows = await conn.execute_fetchall(
         f"""
-        SELECT {_ORDER_COLUMNS} FROM orders o
+        SELECT {_ORDER_COLUMNS} FROM orders o INDEXED BY orders_pending_queue
         WHERE o.status = 'pending_manager' AND (o.created_at, o.id) > (?, ?)
           AND NOT EXISTS (SELECT 1 FROM ai_assignments a
                           WHERE a.order_id = o.id AND a.state IN ('offered', 'accepted'))

@@ -10,15 +10,20 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.i18n import in_locale
 from bot.services import Services
 from circles.sales_ops import dispatcher, orders
 from circles.sales_ops.dispatcher import DispatchReport
 from circles.sales_ops.orders import ActionRefused
+from domain.models import Order
 from domain.statuses import Status
+from keyboards.orders import OfferCallback, OfferCards
 from storage.assignments import candidates_of, get_assignment
+from storage.messages import encode_markup
 from tests.support.order_world import (
     ADMIN,
     LEADS_CHAT,
@@ -120,6 +125,33 @@ async def test_new_order_goes_to_the_least_loaded_manager_with_a_card_and_a_crm_
     assert [(w["kind"], json.loads(w["payload"])["manager_id"]) for w in writes] == [("assign", "m2")]
     assert writes[0]["idempotency_key"] == f"assign:{offer['id']}"
     assert isinstance(services.wake_sender, Wakes) and services.wake_sender.count == 1  # delivery asked for
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_a_pass_renders_offer_cards_exactly_as_one_card_at_a_time(lang: str) -> None:
+    """The pass's renderer (deadline and keyboard prepared once) gives the same text and stored markup."""
+    order = Order(
+        id="BW-<1>",
+        status=Status.PENDING_MANAGER,
+        created_at=MONDAY_9,
+        updated_at=MONDAY_9,
+        status_since=MONDAY_9,
+        client_name="Client",
+        client_city="Köln & Co",
+        bike_brand='Cube "Stereo"',
+        bike_model="",
+        price_eur=12345.0,
+        is_ebike=True,
+        seller="seller",
+    )
+    expires = MONDAY_9 + timedelta(minutes=10)
+    with in_locale(lang):
+        cards = OfferCards(ZoneInfo("Europe/Berlin"))
+        one = cards.render(order, 40217, expires)
+        batch = cards.encoded(expires)(order, 40217)
+    assert batch == (one[0], encode_markup(one[1]))
+    accept = json.loads(batch[1] or "")["inline_keyboard"][0][0]
+    assert OfferCallback.unpack(accept["callback_data"]).a == 40217
 
 
 async def test_a_second_pass_offers_nothing_twice(services: Services) -> None:

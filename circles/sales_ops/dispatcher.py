@@ -17,7 +17,7 @@ every minute.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,7 +25,7 @@ import aiosqlite
 
 from backbone.decisions import record_decision
 from backbone.signals import raise_signal
-from bikewerk.outbox import CrmWrite, enqueue_crm_writes
+from bikewerk.outbox import enqueue_assigns
 from bot.i18n import in_locale
 from bot.logs import log_event
 from bot.services import Services
@@ -41,8 +41,8 @@ from domain.statuses import Status
 from keyboards.orders import OfferCards
 from storage import assignments as store
 from storage import orders as order_store
-from storage.assignments import Assignment, DispatchManager, NewOffer, dispatch_managers
-from storage.messages import TextMessage, put_messages
+from storage.assignments import Assignment, DispatchManager, dispatch_managers
+from storage.messages import put_encoded_messages
 from storage.orders import open_orders_by_manager
 from storage.people import chat_language
 
@@ -146,35 +146,33 @@ class _Pass:
         self.pass_id: int | None = None
         self.picked: list[str] = []  # the manager of each offer of the pass, in order
         self.languages: dict[int, str] = {}  # chat -> language
+        self.renderers: dict[str, Callable[[Order, int], tuple[str, str | None]]] = {}  # language -> cards
         self.unassigned: list[Order] = []
         self.report = DispatchReport()
 
     async def offer(self, batch: Sequence[Order]) -> None:
         first_id = await store.next_assignment_id(self.conn)
-        offers: list[NewOffer] = []
-        refused = {order.id: self.refused.get(order.id, _NOBODY) for order in batch}
+        refused = self.refused
         unreachable = self.unreachable
-        waiting = ((o.id, refused[o.id] | unreachable if unreachable else refused[o.id]) for o in batch)
+        waiting = []
+        for order in batch:
+            excluded = refused.get(order.id, _NOBODY)
+            waiting.append((order.id, excluded | unreachable if unreachable else excluded))
+        picks: list[tuple[str, str, str]] = []  # (order id, manager id, candidates reference)
+        offered: list[Order] = []
         for order, (_, chosen) in zip(batch, pick_managers(self.board, waiting, self.now), strict=True):
             if chosen is None:
                 self.unassigned.append(order)
                 continue
-            reference = store.offer_reference(await self._pass_id(), len(self.picked), refused[order.id])
-            offers.append(
-                NewOffer(
-                    first_id + len(offers),
-                    order.id,
-                    chosen.manager_id,
-                    self.now,
-                    self.expires_at,
-                    reference,
-                    PICK_REASON,
-                )
-            )
+            excluded = refused.get(order.id, _NOBODY)
+            reference = store.offer_reference(await self._pass_id(), len(self.picked), excluded)
+            picks.append((order.id, chosen.manager_id, reference))
+            offered.append(order)
             self.picked.append(chosen.manager_id)
-        if offers:
-            await self._write(offers, {o.id: o for o in batch})
-            self.report.offered.update((o.order_id, o.manager_id) for o in offers)
+        if picks:
+            offers = store.NewOffers(first_id, self.now, self.expires_at, PICK_REASON, picks)
+            await self._write(offers, offered)
+            self.report.offered.update((order_id, manager_id) for order_id, manager_id, _ in picks)
 
     async def _pass_id(self) -> int:
         if self.pass_id is None:  # stored at the first offer: a pass that offers nothing leaves no trace
@@ -187,33 +185,40 @@ class _Pass:
             )
         return self.pass_id
 
-    async def _write(self, offers: Sequence[NewOffer], orders: dict[str, Order]) -> None:
-        """The batch's offers, the orders' manager, the CRM writes and the cards: one statement each."""
+    async def _write(self, offers: store.NewOffers, orders: Sequence[Order]) -> None:
+        """The batch's offers (and the orders' manager), the CRM writes and the cards: one statement each."""
         conn, now = self.conn, self.now
         await store.insert_offers(conn, offers)
-        await order_store.set_assigned_managers(conn, [(o.manager_id, o.order_id) for o in offers])
-        await store.stamp_last_assigned(conn, {o.manager_id: now for o in offers}.items())
-        await store.end_waits(conn, [o.order_id for o in offers if o.order_id in self.waiting])
-        assigns = [
-            CrmWrite("assign", o.order_id, {"manager_id": o.manager_id}, f"assign:{o.id}") for o in offers
-        ]
-        await enqueue_crm_writes(conn, assigns, now)
-        await put_messages(conn, await self._cards(offers, orders), now=now)
+        managers = {manager_id for _, manager_id, _ in offers.picks}
+        await store.stamp_last_assigned(conn, [(manager_id, now) for manager_id in managers])
+        await store.end_waits(conn, [o.id for o in orders if o.id in self.waiting])
+        first = offers.first_id
+        await enqueue_assigns(
+            conn,
+            [
+                (order_id, manager_id, f"assign:{first + k}")
+                for k, (order_id, manager_id, _) in enumerate(offers.picks)
+            ],
+            now,
+        )
+        await put_encoded_messages(conn, await self._cards(offers, orders), now=now)
 
-    async def _cards(self, offers: Sequence[NewOffer], orders: dict[str, Order]) -> list[TextMessage]:
-        for chat in {self.chats[o.manager_id] for o in offers} - self.languages.keys():
+    async def _cards(
+        self, offers: store.NewOffers, orders: Sequence[Order]
+    ) -> list[tuple[int, str, str, str | None]]:
+        """Each offer's card in its manager's language: (chat, ref, text, encoded markup)."""
+        chats = [self.chats[manager_id] for _, manager_id, _ in offers.picks]
+        for chat in set(chats) - self.languages.keys():
             self.languages[chat] = await chat_language(
                 self.conn, chat, self.services.settings.default_language
             )
-        cards = []
-        for lang in {self.languages[self.chats[o.manager_id]] for o in offers}:
+        for lang in {self.languages[chat] for chat in chats} - self.renderers.keys():
             with in_locale(lang):
-                render = OfferCards(self.services.calendar.tz).render
-            for offer in offers:
-                chat = self.chats[offer.manager_id]
-                if self.languages[chat] == lang:
-                    text, markup = render(orders[offer.order_id], offer.id, offer.expires_at)
-                    cards.append(TextMessage(chat, card_ref(offer.order_id), text, markup))
+                self.renderers[lang] = OfferCards(self.services.calendar.tz).encoded(self.expires_at)
+        cards = []
+        for k, (order, chat) in enumerate(zip(orders, chats, strict=True)):
+            text, markup = self.renderers[self.languages[chat]](order, offers.first_id + k)
+            cards.append((chat, card_ref(order.id), text, markup))
         return cards
 
     async def finish(self) -> DispatchReport:

@@ -35,7 +35,7 @@ from keyboards import outcomes
 from storage import assignments as store
 from storage import orders as order_store
 from storage import signals as signal_store
-from storage.assignments import DispatchManager, NewOffer
+from storage.assignments import DispatchManager, NewOffers
 from storage.handover import insert_accepted, release_for_handover
 
 log = logging.getLogger(__name__)
@@ -127,16 +127,14 @@ async def hand_over(
     new_id = await store.next_assignment_id(conn)
     reference = store.offer_reference(pass_id, 0, ())
     if order.status is Status.PENDING_MANAGER:
-        offer = NewOffer(
+        offer = NewOffers(
             new_id,
-            order.id,
-            manager_id,
             now,
             accept_deadline(now, services.policy, services.calendar),
-            reference,
             HANDOVER_REASON,
+            [(order.id, manager_id, reference)],
         )
-        await store.insert_offers(conn, [offer])
+        await store.insert_offers(conn, offer)
         await store.end_waits(conn, [order.id])
     else:
         await insert_accepted(
