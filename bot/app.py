@@ -102,7 +102,7 @@ class BotApp:
         self.session_timeout = session_timeout
         self.send_limits = send_limits
         self.stop_grace = stop_grace
-        # The CRM client; a benchmark hands in one with short timeouts and retries (closed on stop either way).
+        # The CRM client: a benchmark hands in one with short timeouts and retries (closed on stop).
         self._bikewerk = bikewerk
         self.tracker = UpdateTracker()
         self._monotonic = monotonic
