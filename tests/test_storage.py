@@ -103,8 +103,9 @@ async def test_a_full_disk_fails_the_unit_of_work_with_its_own_error_and_the_nex
     tmp_path: Path,
 ) -> None:
     db = await Database.open(tmp_path / "d.db")
-    async with db.transaction() as conn, conn.execute("PRAGMA page_count") as cursor:
-        pages = (await cursor.fetchone())[0]
+    row = await db.fetchone("PRAGMA page_count")
+    assert row is not None
+    pages = row[0]
     async with db.transaction() as conn, conn.execute(f"PRAGMA max_page_count = {pages}"):
         pass
     # SQLite rolls this transaction back by itself; the error is the full disk, not a failed second ROLLBACK.
