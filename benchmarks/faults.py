@@ -365,7 +365,10 @@ async def crm_5xx_burst(world: World, size: int) -> Row:
     row = Row("CRM 5xx burst", "the next 12 CRM requests answer 503 (each request is tried 3 times)")
     failed = await through_a_crm_fault(world, size, fail_next=12, error_status=503)
     audit = await world.audit()
-    facts = [f"{failed} sync failed and the next caught up", f"{audit.retried} writes retried later"]
+    facts = [
+        f"{failed} sync failed and the next caught up",
+        f"writes retried later: {audit.retried} (a flush stops at the first failure; the rest waited)",
+    ]
     return verdict(row, audit, facts, {"a sync failed": failed > 0, "a write retried": audit.retried > 0})
 
 
