@@ -95,12 +95,15 @@ class BotApp:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         stop_grace: float = 3.0,
+        bikewerk: BikeWerkClient | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.session_timeout = session_timeout
         self.send_limits = send_limits
         self.stop_grace = stop_grace
+        # The CRM client: a benchmark hands in one with short timeouts and retries (closed on stop).
+        self._bikewerk = bikewerk
         self.tracker = UpdateTracker()
         self._monotonic = monotonic
         self._sleep = sleep
@@ -166,7 +169,7 @@ class BotApp:
             await mark_installed(db, self.clock.now())
             self.dispatcher = build_dispatcher(self.services, self.tracker)
             self.dispatcher.update.outer_middleware(self.metrics.middleware)
-            self.bikewerk = BikeWerkClient(
+            self.bikewerk = self._bikewerk or BikeWerkClient(
                 settings.bikewerk_api_url, settings.bikewerk_api_token.get_secret_value()
             )
             await self._set_commands()

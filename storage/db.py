@@ -230,10 +230,20 @@ class Database:
             try:
                 yield self.conn
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self._rollback()
                 raise
-            else:
+            try:
                 await self.conn.execute("COMMIT")
+            except sqlite3.Error:
+                # A failed COMMIT leaves the transaction open: every later BEGIN would fail.
+                await self._rollback()
+                raise
+
+    async def _rollback(self) -> None:
+        # SQLite rolls a transaction back by itself after some errors (SQLITE_FULL, SQLITE_IOERR, ...): a
+        # second ROLLBACK would fail with "no transaction is active" and hide the error that matters.
+        if self.conn.in_transaction:
+            await self.conn.execute("ROLLBACK")
 
     async def write(self, sql: str, params: tuple[object, ...] = ()) -> int:
         """One statement as its own unit of work (SQLite commits a lone statement atomically): one round trip

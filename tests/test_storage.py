@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -95,6 +96,44 @@ async def test_a_failed_unit_of_work_changes_nothing(tmp_path: Path) -> None:
             await conn.execute("INSERT INTO kv VALUES ('k', 'v')")
             raise RuntimeError("crash in the middle")
     assert await db.fetchone("SELECT * FROM kv") is None
+    await db.close()
+
+
+async def test_a_full_disk_fails_the_unit_of_work_with_its_own_error_and_the_next_one_works(
+    tmp_path: Path,
+) -> None:
+    db = await Database.open(tmp_path / "d.db")
+    row = await db.fetchone("PRAGMA page_count")
+    assert row is not None
+    pages = row[0]
+    async with db.transaction() as conn, conn.execute(f"PRAGMA max_page_count = {pages}"):
+        pass
+    # SQLite rolls this transaction back by itself; the error is the full disk, not a failed second ROLLBACK.
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO kv VALUES ('big', zeroblob(100000))")
+    async with db.transaction() as conn, conn.execute("PRAGMA max_page_count = 1073741823"):
+        pass
+    async with db.transaction() as conn:
+        await conn.execute("INSERT INTO kv VALUES ('big', zeroblob(100000))")
+    assert await db.fetchone("SELECT key FROM kv") is not None
+    await db.close()
+
+
+async def test_a_failed_commit_leaves_no_transaction_open(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "d.db")
+    async with db.transaction() as conn:
+        await conn.execute(
+            "CREATE TABLE child (parent TEXT REFERENCES kv(key) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    # A deferred constraint is checked at COMMIT: the COMMIT fails and SQLite keeps the transaction open.
+    with pytest.raises(sqlite3.IntegrityError):
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO child VALUES ('nobody')")
+    async with db.transaction() as conn:
+        await conn.execute("INSERT INTO kv VALUES ('k', 'v')")
+    assert await db.fetchone("SELECT * FROM child") is None
+    assert await db.fetchone("SELECT value FROM kv") is not None
     await db.close()
 
 

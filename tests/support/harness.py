@@ -14,7 +14,6 @@ unless `now` says otherwise; the scheduler is not running (tests call the jobs' 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,9 +28,9 @@ from bot.services import Services
 from circles.sales_ops.sla import sweep
 from domain.models import Manager
 from storage import crm
-from storage import messages as outbox
 from testkit.clocks import ManualClock
 from testkit.emulator import BotAPIEmulator, BotMessage, RateLimits
+from testkit.settle import settle
 from testkit.simulator import BikeWerkSimulator
 from tests.support.sla_world import World
 
@@ -128,30 +127,7 @@ class Harness:
     async def settle(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - the harness API every test uses
         """Return when every update the emulator has queued was handled by the bot and the sender has
         delivered every message that is due; raise TimeoutError (with the emulator's report) otherwise."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"settle: not quiet after {timeout}s; {self._state()}")
-            # Wakes on every Bot API call; the short recheck covers the tracker the emulator cannot see.
-            await self.emulator.wait_for(self._updates_handled, timeout=remaining, recheck_every=0.01)
-            await asyncio.wait_for(self.app.sender.flush(), max(deadline - loop.time(), 0.001))
-            if self._updates_handled() and not self.app.sender.busy and not await self._messages_due():
-                return
-
-    def _updates_handled(self) -> bool:
-        taken = not self.polling or not self.emulator.pending_updates
-        return taken and self.app.tracker.in_flight == 0
-
-    async def _messages_due(self) -> bool:
-        return bool(await outbox.chats_with_due_messages(self.services.db, self.clock.now(), limit=1))
-
-    def _state(self) -> str:
-        return (
-            f"updates pending in the emulator: {len(self.emulator.pending_updates)}, "
-            f"updates in flight: {self.app.tracker.in_flight}, sender busy: {self.app.sender.busy}"
-        )
+        await settle(self.app, self.emulator, polling=self.polling, timeout=timeout)
 
     async def restart(self, **start_kwargs: Any) -> BotApp:
         """Stop the bot; start a new BotApp on the same database, emulator and clock (a process restart)."""
