@@ -178,6 +178,23 @@ async def feed(h: Harness, batch: list[Act]) -> list[str]:
     return queries
 
 
+def run_batch(
+    loop: asyncio.AbstractEventLoop, h: Harness, batch: list[Act]
+) -> tuple[dict[str, list[tuple[object, ...]]], list[str], dict[str, list[tuple[object, ...]]]]:
+    """The business tables before, the callback queries of the batch, the tables after; no update failed
+    (nothing logged at WARNING or above)."""
+    failures = Failures()
+    logging.getLogger().addHandler(failures)
+    try:
+        before = loop.run_until_complete(business_state(h))
+        queries = loop.run_until_complete(feed(h, batch))
+        after = loop.run_until_complete(business_state(h))
+    finally:
+        logging.getLogger().removeHandler(failures)
+    assert failures.records == [], [(r.name, r.getMessage(), r.exc_info) for r in failures.records]
+    return before, queries, after
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -188,15 +205,7 @@ def test_hostile_updates_break_nothing(
     world: tuple[asyncio.AbstractEventLoop, Harness], batch: list[Act]
 ) -> None:
     loop, h = world
-    failures = Failures()
-    logging.getLogger().addHandler(failures)
-    try:
-        before = loop.run_until_complete(business_state(h))
-        queries = loop.run_until_complete(feed(h, batch))
-        after = loop.run_until_complete(business_state(h))
-    finally:
-        logging.getLogger().removeHandler(failures)
-    assert failures.records == [], [(r.name, r.getMessage(), r.exc_info) for r in failures.records]
+    before, queries, after = run_batch(loop, h, batch)
     unanswered = [q for q in queries if q not in h.emulator.callback_answers]
     assert unanswered == []
     if all(act.user in STRANGERS for act in batch):
@@ -381,15 +390,7 @@ def test_replays_and_forged_buttons_of_known_people_change_nothing(
     loop, o = office
     batch = data.draw(st.lists(office_acts(o), min_size=1, max_size=12), label="batch")
     h = o.w.h
-    failures = Failures()
-    logging.getLogger().addHandler(failures)
-    try:
-        before = loop.run_until_complete(business_state(h))
-        queries = loop.run_until_complete(feed(h, batch))
-        after = loop.run_until_complete(business_state(h))
-    finally:
-        logging.getLogger().removeHandler(failures)
-    assert failures.records == [], [(r.name, r.getMessage(), r.exc_info) for r in failures.records]
+    before, queries, after = run_batch(loop, h, batch)
     assert [q for q in queries if q not in h.emulator.callback_answers] == []
     assert after == before
     assert loop.run_until_complete(h.say(ANNA, "/my"))  # still answering
