@@ -377,7 +377,7 @@ _INELIGIBLE: dict[str, LazyProxy] = {
     "off_shift": __("off shift"),
     "at_capacity": __("at capacity"),
     "excluded": __("declined or missed it before"),
-    "no_telegram": __("no Telegram linked"),
+    "no_telegram": __("no Telegram chat (not linked, or the bot is blocked)"),
 }
 _PICK_REASONS: dict[str, LazyProxy] = {
     "lowest_load": __("the lowest load of the eligible managers (ties: the longest since an assignment)"),

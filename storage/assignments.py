@@ -304,7 +304,7 @@ class DispatchPass:
     at: datetime
     weights: dict[Status, float]
     managers: list[ManagerSnapshot]
-    unreachable: frozenset[str]  # managers without Telegram: never picked, shown as "no_telegram"
+    unreachable: frozenset[str]  # managers without a Telegram chat (or blocked): never picked, "no_telegram"
     picks: list[str]  # the manager of each assignment of the pass, in order
 
 

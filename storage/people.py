@@ -154,6 +154,11 @@ async def is_chat_blocked(source: Source, chat_id: int) -> bool:
     return row is not None and row["blocked_at"] is not None
 
 
+async def blocked_chats(conn: aiosqlite.Connection) -> set[int]:
+    rows = await conn.execute_fetchall("SELECT chat_id FROM chats WHERE blocked_at IS NOT NULL")
+    return {int(row["chat_id"]) for row in rows}
+
+
 async def record_chat_migration(conn: aiosqlite.Connection, old_chat_id: int, new_chat_id: int) -> None:
     """A group became a supergroup with a new id; messages for the old id go to the new one from now on."""
     await conn.execute(

@@ -24,6 +24,7 @@ from domain.statuses import Status
 from keyboards.orders import OfferCallback, OfferCards
 from storage.assignments import candidates_of, get_assignment
 from storage.messages import encode_markup
+from storage.people import mark_chat_blocked
 from tests.support.order_world import (
     ADMIN,
     LEADS_CHAT,
@@ -197,6 +198,7 @@ async def test_ties_go_to_the_manager_assigned_longest_ago(services: Services) -
         ("capacity", "at_capacity"),
         ("shift_off", "off_shift"),
         ("no_telegram", "no_telegram"),
+        ("blocked", "no_telegram"),  # blocked the bot: a card there could never be answered
     ],
 )
 async def test_managers_who_cannot_take_it_are_skipped_and_say_why(
@@ -212,6 +214,9 @@ async def test_managers_who_cannot_take_it_are_skipped_and_say_why(
         await dispatcher.set_capacity(services, "m1", 0, actor_telegram_id=ADMIN, now=now)
     if setup == "shift_off":
         await dispatcher.set_shift(services, actor_telegram_id=1001, on=False, now=now)
+    if setup == "blocked":
+        async with services.db.transaction() as conn:
+            await mark_chat_blocked(conn, 1001, now=now)
     await add_order(services, "A-1")
 
     report = await dispatcher.dispatch_pending(services)

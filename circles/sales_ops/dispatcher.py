@@ -44,7 +44,7 @@ from storage import orders as order_store
 from storage.assignments import Assignment, DispatchManager, dispatch_managers
 from storage.messages import put_encoded_messages
 from storage.orders import open_orders_by_manager
-from storage.people import chat_language
+from storage.people import blocked_chats, chat_language
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ async def _dispatch(conn: aiosqlite.Connection, services: Services, now: datetim
         services=services,
         now=now,
         snapshots=manager_snapshots(managers, loads, services.calendar.is_working(now)),
-        chats={m.id: m.telegram_id for m in managers if m.telegram_id is not None},
+        chats=await _reachable_chats(conn, managers),
         refused=await store.refusals_of_pending(conn),
         waiting=await store.waiting_orders(conn),
     )
@@ -119,6 +119,15 @@ async def _dispatch(conn: aiosqlite.Connection, services: Services, now: datetim
         await dispatch.offer(batch)
         batch = await order_store.pending_without_offer(conn, after=batch[-1], limit=_BATCH)
     return await dispatch.finish()
+
+
+async def _reachable_chats(conn: aiosqlite.Connection, managers: Sequence[DispatchManager]) -> dict[str, int]:
+    """Each manager's private chat, unless none is linked or they blocked the bot: a card there could never be
+    answered, and the order would only wait out the accept window."""
+    blocked = await blocked_chats(conn)
+    return {
+        m.id: m.telegram_id for m in managers if m.telegram_id is not None and m.telegram_id not in blocked
+    }
 
 
 class _Pass:
@@ -137,7 +146,7 @@ class _Pass:
     ) -> None:
         self.conn, self.services, self.now = conn, services, now
         self.snapshots = snapshots
-        self.chats = chats  # manager -> private chat; a manager without one is never picked
+        self.chats = chats  # manager -> private chat; a manager without one (or blocked) is never picked
         self.unreachable = {s.manager_id for s in snapshots} - chats.keys()
         self.refused = refused  # order -> managers who declined or missed it
         self.waiting = waiting  # orders that already raised order.unassigned
