@@ -151,8 +151,14 @@ async def next_assignment_id(conn: aiosqlite.Connection) -> int:
 
 
 async def insert_offers(conn: aiosqlite.Connection, offers: NewOffers) -> None:
-    """The offers, and their orders now with the offered manager: one statement each (rows as one JSON
-    parameter, so SQLite walks the batch without coming back to Python for every row)."""
+    """The offers, and their orders now with the offered manager."""
+    await add_offer_rows(conn, offers)
+    await mark_offered_orders(conn, offers)
+
+
+async def add_offer_rows(conn: aiosqlite.Connection, offers: NewOffers) -> None:
+    """The offers in one statement (rows as one JSON parameter, so SQLite walks the batch without coming back
+    to Python for every row)."""
     await conn.execute(
         """
         INSERT INTO ai_assignments (id, order_id, manager_id, state, offered_at, expires_at, candidates,
@@ -169,6 +175,10 @@ async def insert_offers(conn: aiosqlite.Connection, offers: NewOffers) -> None:
             json.dumps(offers.picks, ensure_ascii=False),
         ),
     )
+
+
+async def mark_offered_orders(conn: aiosqlite.Connection, offers: NewOffers) -> None:
+    """The orders of stored offers now with the offered manager, in one statement."""
     await conn.execute(
         """
         UPDATE orders SET assigned_manager_id = a.manager_id

@@ -27,29 +27,56 @@ _ORDER_COLUMNS = (
     "o.bike_model, o.price_eur, o.is_ebike, o.seller, o.crm_manager_id, o.assigned_manager_id, o.sale_eur, "
     "o.purchase_eur, o.shipping_eur, o.fees_eur, o.tracking_number"
 )
+_ORDER_FIELDS = _ORDER_COLUMNS.count(",") + 1
+
+
+_STATUSES = {status.value: status for status in Status}
 
 
 def order_from_row(row: aiosqlite.Row) -> Order:
+    """An order from a row that starts with `_ORDER_COLUMNS` (unpacked by position: a dispatch pass reads
+    thousands, and names cost a lookup each)."""
+    (
+        order_id,
+        status,
+        created_at,
+        updated_at,
+        status_since,
+        client_name,
+        client_city,
+        bike_brand,
+        bike_model,
+        price_eur,
+        is_ebike,
+        seller,
+        crm_manager_id,
+        assigned_manager_id,
+        sale_eur,
+        purchase_eur,
+        shipping_eur,
+        fees_eur,
+        tracking_number,
+    ) = tuple(row)[:_ORDER_FIELDS]
     return Order(
-        id=row["id"],
-        status=Status(row["status"]),
-        created_at=parse_ts(row["created_at"]),
-        updated_at=parse_ts(row["updated_at"]),
-        status_since=parse_ts(row["status_since"]),
-        client_name=row["client_name"] or "",
-        client_city=row["client_city"] or "",
-        bike_brand=row["bike_brand"] or "",
-        bike_model=row["bike_model"] or "",
-        price_eur=row["price_eur"] if row["price_eur"] is not None else 0.0,
-        is_ebike=bool(row["is_ebike"]),
-        seller=row["seller"] or "",
-        crm_manager_id=row["crm_manager_id"],
-        assigned_manager_id=row["assigned_manager_id"],
-        sale_eur=row["sale_eur"],
-        purchase_eur=row["purchase_eur"],
-        shipping_eur=row["shipping_eur"],
-        fees_eur=row["fees_eur"],
-        tracking_number=row["tracking_number"],
+        id=order_id,
+        status=_STATUSES[status],
+        created_at=parse_ts(created_at),
+        updated_at=parse_ts(updated_at),
+        status_since=parse_ts(status_since),
+        client_name=client_name or "",
+        client_city=client_city or "",
+        bike_brand=bike_brand or "",
+        bike_model=bike_model or "",
+        price_eur=price_eur if price_eur is not None else 0.0,
+        is_ebike=bool(is_ebike),
+        seller=seller or "",
+        crm_manager_id=crm_manager_id,
+        assigned_manager_id=assigned_manager_id,
+        sale_eur=sale_eur,
+        purchase_eur=purchase_eur,
+        shipping_eur=shipping_eur,
+        fees_eur=fees_eur,
+        tracking_number=tracking_number,
     )
 
 

@@ -7,7 +7,9 @@ work on the per-update path; the other writes take the caller's connection.
 
 from __future__ import annotations
 
+import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -124,6 +126,17 @@ async def chat_language(source: Source, chat_id: int, default: str) -> str:
     row = await _fetchone(source, "SELECT lang FROM users WHERE telegram_id = ?", (chat_id,))
     lang = row["lang"] if row is not None else None
     return lang if lang in _LANGUAGES else default
+
+
+async def chat_languages(conn: aiosqlite.Connection, chat_ids: Iterable[int], default: str) -> dict[int, str]:
+    """`chat_language` of many chats in one query (a dispatch pass writes to every manager at once)."""
+    chats = set(chat_ids)
+    rows = await conn.execute_fetchall(
+        "SELECT telegram_id, lang FROM users WHERE telegram_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(c for c in chats if c > 0)),),  # groups (negative ids) take the default
+    )
+    chosen = {chat: lang for chat, lang in rows if lang in _LANGUAGES}
+    return {chat: chosen.get(chat, default) for chat in chats}
 
 
 # --- chats

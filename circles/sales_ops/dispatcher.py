@@ -16,10 +16,12 @@ every minute.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import aiosqlite
 
@@ -44,7 +46,7 @@ from storage import orders as order_store
 from storage.assignments import Assignment, DispatchManager, dispatch_managers
 from storage.messages import put_encoded_messages
 from storage.orders import open_orders_by_manager
-from storage.people import blocked_chats, chat_language
+from storage.people import blocked_chats, chat_languages
 
 log = logging.getLogger(__name__)
 
@@ -100,25 +102,52 @@ async def dispatch_pending(services: Services) -> DispatchReport:
 
 async def _dispatch(conn: aiosqlite.Connection, services: Services, now: datetime) -> DispatchReport:
     """The pass streams through the backlog a batch at a time: read, pick, write. One transaction holds it
-    all, and each batch is one statement per table, so a backlog of thousands stays a short transaction."""
+    all, and each batch is one statement per table, so a backlog of thousands stays a short transaction.
+
+    SQLite runs in its own thread (aiosqlite) and lets go of the interpreter lock while it works, so a batch's
+    writes run while Python picks and renders the next batch: the next batch is read first, then the writes
+    are queued together, and the pass only waits for them before queuing the following ones."""
     batch = await order_store.pending_without_offer(conn, limit=_BATCH)
     if not batch:
         return DispatchReport()
     managers = await store.dispatch_managers(conn)
     loads = await order_store.open_orders_by_manager(conn)
+    chats = await _reachable_chats(conn, managers)
     dispatch = _Pass(
-        conn=conn,
         services=services,
         now=now,
         snapshots=manager_snapshots(managers, loads, services.calendar.is_working(now)),
-        chats=await _reachable_chats(conn, managers),
+        chats=chats,
+        languages=await chat_languages(conn, chats.values(), services.settings.default_language),
         refused=await store.refusals_of_pending(conn),
         waiting=await store.waiting_orders(conn),
+        first_id=await store.next_assignment_id(conn),
     )
+    writing: asyncio.Future[list[None]] | None = None
     while batch:
-        await dispatch.offer(batch)
-        batch = await order_store.pending_without_offer(conn, after=batch[-1], limit=_BATCH)
-    return await dispatch.finish()
+        chosen = dispatch.pick(batch)
+        if chosen and dispatch.pass_id is None:  # stored at the first offer: see _Pass.pass_id
+            dispatch.pass_id = await store.insert_pass(conn, **dispatch.pass_start())
+        offers = dispatch.encode(chosen) if chosen else None
+        if writing is not None:
+            await writing
+        # The next batch's read goes to SQLite first, this batch's writes right behind it.
+        following = asyncio.ensure_future(
+            order_store.pending_without_offer(conn, after=batch[-1], limit=_BATCH)
+        )
+        writing = await _queue(dispatch.writes(conn, offers)) if offers is not None else None
+        batch = await following
+    if writing is not None:
+        await writing
+    return await dispatch.finish(conn)
+
+
+async def _queue(statements: Sequence[Awaitable[None]]) -> asyncio.Future[list[None]]:
+    """Start one-statement writes in order; return once each has handed its statement to SQLite's thread
+    (behind those of tasks started before), which runs them one after another while the caller goes on."""
+    writing = asyncio.gather(*statements)
+    await asyncio.sleep(0)  # each task runs up to its statement's hand-over
+    return writing
 
 
 async def _reachable_chats(conn: aiosqlite.Connection, managers: Sequence[DispatchManager]) -> dict[str, int]:
@@ -130,21 +159,33 @@ async def _reachable_chats(conn: aiosqlite.Connection, managers: Sequence[Dispat
     }
 
 
+@dataclass
+class _Offers:
+    """One batch's offers, ready to write: each statement's rows already encoded."""
+
+    offers: store.NewOffers
+    assigns: list[tuple[str, str, str]]  # (order id, manager id, idempotency key) for the CRM
+    cards: list[tuple[int, str, str, str | None]]  # (chat, ref, text, encoded markup)
+    waits_ended: list[str]  # orders that had raised order.unassigned
+
+
 class _Pass:
-    """One dispatch pass: the board of every manager, and what the pass decided so far."""
+    """One dispatch pass: the board of every manager, and what the pass decided so far. Picking and rendering
+    are plain Python (`offer`); the caller writes what they return."""
 
     def __init__(
         self,
         *,
-        conn: aiosqlite.Connection,
         services: Services,
         now: datetime,
         snapshots: list[ManagerSnapshot],
         chats: dict[str, int],
+        languages: dict[int, str],
         refused: dict[str, set[str]],
         waiting: set[str],
+        first_id: int,
     ) -> None:
-        self.conn, self.services, self.now = conn, services, now
+        self.services, self.now = services, now
         self.snapshots = snapshots
         self.chats = chats  # manager -> private chat; a manager without one (or blocked) is never picked
         self.unreachable = {s.manager_id for s in snapshots} - chats.keys()
@@ -152,99 +193,107 @@ class _Pass:
         self.waiting = waiting  # orders that already raised order.unassigned
         self.board = DispatchBoard(snapshots, services.policy.load_weights)
         self.expires_at = accept_deadline(now, services.policy, services.calendar)
+        self.next_id = first_id  # the assignment id of the next offer (the pass owns the write transaction)
+        # Its row in dispatch_passes, stored at the first offer: a pass that offers nothing leaves none.
         self.pass_id: int | None = None
         self.picked: list[str] = []  # the manager of each offer of the pass, in order
-        self.languages: dict[int, str] = {}  # chat -> language
+        self.languages = languages  # chat -> language
         self.renderers: dict[str, Callable[[Order, int], tuple[str, str | None]]] = {}  # language -> cards
         self.unassigned: list[Order] = []
         self.report = DispatchReport()
 
-    async def offer(self, batch: Sequence[Order]) -> None:
-        first_id = await store.next_assignment_id(self.conn)
+    def pass_start(self) -> dict[str, Any]:
+        """`store.insert_pass`'s arguments: the board the pass started from."""
+        return {
+            "at": self.now,
+            "weights": self.services.policy.load_weights,
+            "managers": self.snapshots,
+            "unreachable": self.unreachable,
+        }
+
+    def pick(self, batch: Sequence[Order]) -> list[tuple[Order, str]]:
+        """A manager for each order of the batch that someone can take: (order, manager id)."""
         refused = self.refused
         unreachable = self.unreachable
         waiting = []
         for order in batch:
             excluded = refused.get(order.id, _NOBODY)
             waiting.append((order.id, excluded | unreachable if unreachable else excluded))
-        picks: list[tuple[str, str, str]] = []  # (order id, manager id, candidates reference)
-        offered: list[Order] = []
-        for order, (_, chosen) in zip(batch, pick_managers(self.board, waiting, self.now), strict=True):
-            if chosen is None:
+        chosen: list[tuple[Order, str]] = []
+        for order, (_, candidate) in zip(batch, pick_managers(self.board, waiting, self.now), strict=True):
+            if candidate is None:
                 self.unassigned.append(order)
-                continue
-            excluded = refused.get(order.id, _NOBODY)
-            reference = store.offer_reference(await self._pass_id(), len(self.picked), excluded)
-            picks.append((order.id, chosen.manager_id, reference))
-            offered.append(order)
-            self.picked.append(chosen.manager_id)
-        if picks:
-            offers = store.NewOffers(first_id, self.now, self.expires_at, PICK_REASON, picks)
-            await self._write(offers, offered)
-            self.report.offered.update((order_id, manager_id) for order_id, manager_id, _ in picks)
+            else:
+                chosen.append((order, candidate.manager_id))
+        return chosen
 
-    async def _pass_id(self) -> int:
-        if self.pass_id is None:  # stored at the first offer: a pass that offers nothing leaves no trace
-            self.pass_id = await store.insert_pass(
-                self.conn,
-                at=self.now,
-                weights=self.services.policy.load_weights,
-                managers=self.snapshots,
-                unreachable=self.unreachable,
-            )
-        return self.pass_id
-
-    async def _write(self, offers: store.NewOffers, orders: Sequence[Order]) -> None:
-        """The batch's offers (and the orders' manager), the CRM writes and the cards: one statement each."""
-        conn, now = self.conn, self.now
-        await store.insert_offers(conn, offers)
-        managers = {manager_id for _, manager_id, _ in offers.picks}
-        await store.stamp_last_assigned(conn, [(manager_id, now) for manager_id in managers])
-        await store.end_waits(conn, [o.id for o in orders if o.id in self.waiting])
-        first = offers.first_id
-        await enqueue_assigns(
-            conn,
-            [
-                (order_id, manager_id, f"assign:{first + k}")
-                for k, (order_id, manager_id, _) in enumerate(offers.picks)
+    def encode(self, chosen: Sequence[tuple[Order, str]]) -> _Offers:
+        """The offers of picks, encoded for their statements (the pass's row is stored by now)."""
+        assert self.pass_id is not None
+        pass_id, first = self.pass_id, self.next_id
+        self.next_id += len(chosen)
+        picks = []
+        for order, manager_id in chosen:
+            excluded = self.refused.get(order.id, _NOBODY)
+            picks.append((order.id, manager_id, store.offer_reference(pass_id, len(self.picked), excluded)))
+            self.picked.append(manager_id)
+            self.report.offered[order.id] = manager_id
+        orders = [order for order, _ in chosen]
+        return _Offers(
+            offers=store.NewOffers(first, self.now, self.expires_at, PICK_REASON, picks),
+            assigns=[
+                (order.id, manager_id, f"assign:{first + k}") for k, (order, manager_id) in enumerate(chosen)
             ],
-            now,
+            cards=self._cards(first, chosen),
+            waits_ended=[order.id for order in orders if order.id in self.waiting],
         )
-        await put_encoded_messages(conn, await self._cards(offers, orders), now=now)
 
-    async def _cards(
-        self, offers: store.NewOffers, orders: Sequence[Order]
+    def _cards(
+        self, first_id: int, chosen: Sequence[tuple[Order, str]]
     ) -> list[tuple[int, str, str, str | None]]:
         """Each offer's card in its manager's language: (chat, ref, text, encoded markup)."""
-        chats = [self.chats[manager_id] for _, manager_id, _ in offers.picks]
-        for chat in set(chats) - self.languages.keys():
-            self.languages[chat] = await chat_language(
-                self.conn, chat, self.services.settings.default_language
-            )
-        for lang in {self.languages[chat] for chat in chats} - self.renderers.keys():
-            with in_locale(lang):
-                self.renderers[lang] = OfferCards(self.services.calendar.tz).encoded(self.expires_at)
         cards = []
-        for k, (order, chat) in enumerate(zip(orders, chats, strict=True)):
-            text, markup = self.renderers[self.languages[chat]](order, offers.first_id + k)
+        for k, (order, manager_id) in enumerate(chosen):
+            chat = self.chats[manager_id]
+            lang = self.languages[chat]
+            render = self.renderers.get(lang)
+            if render is None:
+                with in_locale(lang):
+                    render = self.renderers[lang] = OfferCards(self.services.calendar.tz).encoded(
+                        self.expires_at
+                    )
+            text, markup = render(order, first_id + k)
             cards.append((chat, card_ref(order.id), text, markup))
         return cards
 
-    async def finish(self) -> DispatchReport:
+    def writes(self, conn: aiosqlite.Connection, batch: _Offers) -> list[Awaitable[None]]:
+        """The batch's statements: the offers and their orders' manager, the CRM writes, the cards."""
+        statements: list[Awaitable[None]] = [
+            store.add_offer_rows(conn, batch.offers),
+            store.mark_offered_orders(conn, batch.offers),
+            enqueue_assigns(conn, batch.assigns, self.now),
+            put_encoded_messages(conn, batch.cards, now=self.now),
+        ]
+        if batch.waits_ended:
+            statements.append(store.end_waits(conn, batch.waits_ended))
+        return statements
+
+    async def finish(self, conn: aiosqlite.Connection) -> DispatchReport:
         if self.pass_id is not None:
-            await store.set_pass_picks(self.conn, self.pass_id, self.picked)
+            await store.set_pass_picks(conn, self.pass_id, self.picked)
+            await store.stamp_last_assigned(conn, [(manager_id, self.now) for manager_id in set(self.picked)])
         self.report.unassigned = [o.id for o in self.unassigned]
-        self.report.signals = await self._signal_unassigned()
+        self.report.signals = await self._signal_unassigned(conn)
         return self.report
 
-    async def _signal_unassigned(self) -> int:
+    async def _signal_unassigned(self, conn: aiosqlite.Connection) -> int:
         """`order.unassigned` once per order while it waits (dispatch_waits remembers it across passes)."""
         raised = 0
         for order in self.unassigned:
             if order.id in self.waiting:
                 continue
             signal_id = await raise_signal(
-                self.conn,
+                conn,
                 type="order.unassigned",
                 dedup_key=f"order.unassigned:{order.id}",
                 now=self.now,
@@ -254,7 +303,7 @@ class _Pass:
                 settings=self.services.settings,
                 policy=self.services.policy,
             )
-            await store.add_wait(self.conn, order.id, self.now, signal_id)
+            await store.add_wait(conn, order.id, self.now, signal_id)
             raised += 1
         return raised
 
