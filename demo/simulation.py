@@ -564,7 +564,7 @@ class _Run:
                 if order.unassigned is None:
                     order.unassigned = self._raise(order, "order.unassigned", "high", now)
                 continue
-            self._offer(order, chosen.manager_id, now)
+            self._offer(order, chosen, now)
 
     def _scheduled_pass(self, now: datetime) -> None:
         self._pass_at = None

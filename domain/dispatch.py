@@ -61,13 +61,6 @@ def _rank(candidate: Candidate) -> tuple[float, bool, datetime | None, str]:
     return (round(candidate.load, _LOAD_DIGITS), last is not None, last, candidate.manager_id)
 
 
-def _heap_key(candidate: Candidate) -> tuple[float, bool, float, str]:
-    # Same order as _rank, with a float instead of an optional datetime so heap entries always compare.
-    last = candidate.last_assigned_at
-    stamp = last.timestamp() if last is not None else 0.0
-    return (round(candidate.load, _LOAD_DIGITS), last is not None, stamp, candidate.manager_id)
-
-
 def _load(orders: Mapping[Status, int], weights: Mapping[Status, float]) -> tuple[int, float]:
     count, weighted = 0, 0.0
     for status, n in orders.items():
@@ -77,26 +70,30 @@ def _load(orders: Mapping[Status, int], weights: Mapping[Status, float]) -> tupl
     return count, weighted
 
 
+def _ineligible(manager: ManagerSnapshot, count: int) -> IneligibleReason | None:
+    if not manager.active:
+        return "inactive"
+    if manager.on_leave:
+        return "on_leave"
+    if not manager.on_shift:
+        return "off_shift"
+    if count >= manager.capacity:
+        return "at_capacity"
+    return None
+
+
 def _candidate(
     manager: ManagerSnapshot, count: int, weighted: float, last_assigned_at: datetime | None
 ) -> Candidate:
-    reason: str = ELIGIBLE
-    if not manager.active:
-        reason = "inactive"
-    elif manager.on_leave:
-        reason = "on_leave"
-    elif not manager.on_shift:
-        reason = "off_shift"
-    elif count >= manager.capacity:
-        reason = "at_capacity"
+    reason = _ineligible(manager, count)
     load = weighted / manager.capacity if manager.capacity > 0 else float("inf")
     return Candidate(
         manager.manager_id,
         load,
         weighted,
         manager.capacity,
-        reason == ELIGIBLE,
-        reason,
+        reason is None,
+        reason or ELIGIBLE,
         count,
         last_assigned_at,
     )
@@ -131,12 +128,17 @@ def choose(candidates: Iterable[Candidate]) -> Candidate | None:
 class _Entry:
     snapshot: ManagerSnapshot
     orders: dict[Status, int]
-    candidate: Candidate
+    last_assigned_at: datetime | None
+    count: int = 0
+    weighted: float = 0.0
     key: tuple[float, bool, float, str] | None = field(default=None)  # heap key while eligible
+    candidate: Candidate | None = field(default=None)  # built when asked for, until the load changes
 
 
 class DispatchBoard:
-    """Snapshots of all managers for a run of picks; the caller reports each assignment it makes."""
+    """Snapshots of all managers for a run of picks; the caller reports each assignment it makes. A pick in a
+    long run (`best_id`, `record_assignment`) touches numbers and the heap only: `Candidate` records are
+    built for the explanations that ask for them."""
 
     def __init__(self, managers: Iterable[ManagerSnapshot], weights: Mapping[Status, float]) -> None:
         self._weights = dict(weights)
@@ -148,20 +150,28 @@ class DispatchBoard:
             orders = {
                 s: n for s, n in manager.open_orders_by_status.items() if s not in FINAL_STATUSES and n > 0
             }
-            count, weighted = _load(orders, self._weights)
-            entry = _Entry(manager, orders, _candidate(manager, count, weighted, manager.last_assigned_at))
+            entry = _Entry(manager, orders, manager.last_assigned_at)
             self._entries[manager.manager_id] = entry
-            self._index(entry)
+            self._refresh(entry)
 
-    def _index(self, entry: _Entry) -> None:
-        entry.key = _heap_key(entry.candidate) if entry.candidate.eligible else None
-        if entry.key is not None:
-            heapq.heappush(self._heap, (entry.key, entry.candidate.manager_id))
+    def _refresh(self, entry: _Entry) -> None:
+        """Recount the entry's load; the old heap entry goes stale and is skipped when it surfaces."""
+        entry.count, entry.weighted = _load(entry.orders, self._weights)
+        entry.candidate = None
+        manager, last = entry.snapshot, entry.last_assigned_at
+        if _ineligible(manager, entry.count) is None:
+            # The same order as _rank, with a float for the optional instant so heap entries always compare.
+            load = entry.weighted / manager.capacity
+            stamp = last.timestamp() if last is not None else 0.0
+            entry.key = (round(load, _LOAD_DIGITS), last is not None, stamp, manager.manager_id)
+            heapq.heappush(self._heap, (entry.key, manager.manager_id))
+        else:
+            entry.key = None
 
-    def _refresh(self, entry: _Entry, last_assigned_at: datetime | None) -> None:
-        count, weighted = _load(entry.orders, self._weights)
-        entry.candidate = _candidate(entry.snapshot, count, weighted, last_assigned_at)
-        self._index(entry)  # the old heap entry goes stale and is skipped when it surfaces
+    def _candidate(self, entry: _Entry) -> Candidate:
+        if entry.candidate is None:
+            entry.candidate = _candidate(entry.snapshot, entry.count, entry.weighted, entry.last_assigned_at)
+        return entry.candidate
 
     def _entry(self, manager_id: str) -> _Entry:
         try:
@@ -171,7 +181,7 @@ class DispatchBoard:
 
     def candidates(self, exclude: Collection[str] = ()) -> list[Candidate]:
         return [
-            _excluded(e.candidate) if manager_id in exclude else e.candidate
+            _excluded(self._candidate(e)) if manager_id in exclude else self._candidate(e)
             for manager_id, e in self._entries.items()
         ]
 
@@ -184,19 +194,23 @@ class DispatchBoard:
         return self.best(exclude), self.candidates(exclude)
 
     def best(self, exclude: Collection[str] = ()) -> Candidate | None:
-        """The manager `pick` chooses, without listing every candidate (for a caller that keeps the board's
-        snapshot and its picks instead, as the dispatch pass does)."""
+        """The manager `pick` chooses, without listing every candidate."""
+        manager_id = self.best_id(exclude)
+        return None if manager_id is None else self._candidate(self._entries[manager_id])
+
+    def best_id(self, exclude: Collection[str] = ()) -> str | None:
+        """The id of the manager `best` chooses (for a caller that keeps the board's snapshot and its picks
+        instead of each candidate, as the dispatch pass does)."""
         heap, skipped = self._heap, []
-        chosen: Candidate | None = None
+        chosen: str | None = None
         while heap:
             key, manager_id = heap[0]
-            entry = self._entries[manager_id]
-            if entry.key != key:
+            if self._entries[manager_id].key != key:
                 heapq.heappop(heap)  # stale: this manager's load changed since
             elif manager_id in exclude:
                 skipped.append(heapq.heappop(heap))
             else:
-                chosen = entry.candidate
+                chosen = manager_id
                 break
         for item in skipped:
             heapq.heappush(heap, item)
@@ -204,18 +218,17 @@ class DispatchBoard:
 
     def record_assignment(
         self, manager_id: str, now: datetime, status: Status = Status.PENDING_MANAGER
-    ) -> Candidate:
+    ) -> None:
         """Count a new order for the manager (assigned orders wait in pending_manager) and stamp the time."""
         entry = self._entry(manager_id)
         entry.orders[status] = entry.orders.get(status, 0) + 1
-        self._refresh(entry, now)
-        return entry.candidate
+        entry.last_assigned_at = now
+        self._refresh(entry)
 
-    def record_release(self, manager_id: str, status: Status = Status.PENDING_MANAGER) -> Candidate:
+    def record_release(self, manager_id: str, status: Status = Status.PENDING_MANAGER) -> None:
         """Take an order off the manager (assignment expired or declined, order moved on or closed)."""
         entry = self._entry(manager_id)
         if entry.orders.get(status, 0) <= 0:
             raise ValueError(f"manager {manager_id!r} has no {status.value} order to release")
         entry.orders[status] -= 1
-        self._refresh(entry, entry.candidate.last_assigned_at)
-        return entry.candidate
+        self._refresh(entry)

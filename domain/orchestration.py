@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from domain.dispatch import Candidate, DispatchBoard
+from domain.dispatch import DispatchBoard
 from domain.signals import Ladder, Level, escalate_level, response_deadline
 from domain.sla import HasDeadlines
 
@@ -25,15 +25,15 @@ from domain.sla import HasDeadlines
 
 def pick_managers(
     board: DispatchBoard, waiting: Iterable[tuple[str, Collection[str]]], now: datetime
-) -> list[tuple[str, Candidate | None]]:
-    """For each waiting order (id, managers it may not go to), in queue order, the manager it is offered to
-    (None: nobody can take it now, `order.unassigned`); each pick is recorded on the board at `now`, so the
-    next order sees the load it adds."""
-    picks: list[tuple[str, Candidate | None]] = []
+) -> list[tuple[str, str | None]]:
+    """For each waiting order (id, managers it may not go to), in queue order, the id of the manager it is
+    offered to (None: nobody can take it now, `order.unassigned`); each pick is recorded on the board at
+    `now`, so the next order sees the load it adds."""
+    picks: list[tuple[str, str | None]] = []
     for order_id, excluded in waiting:
-        chosen = board.best(excluded)
+        chosen = board.best_id(excluded)
         if chosen is not None:
-            board.record_assignment(chosen.manager_id, now)
+            board.record_assignment(chosen, now)
         picks.append((order_id, chosen))
     return picks
 

@@ -220,11 +220,11 @@ class _Pass:
             excluded = refused.get(order.id, _NOBODY)
             waiting.append((order.id, excluded | unreachable if unreachable else excluded))
         chosen: list[tuple[Order, str]] = []
-        for order, (_, candidate) in zip(batch, pick_managers(self.board, waiting, self.now), strict=True):
-            if candidate is None:
+        for order, (_, manager_id) in zip(batch, pick_managers(self.board, waiting, self.now), strict=True):
+            if manager_id is None:
                 self.unassigned.append(order)
             else:
-                chosen.append((order, candidate.manager_id))
+                chosen.append((order, manager_id))
         return chosen
 
     def encode(self, chosen: Sequence[tuple[Order, str]]) -> _Offers:
