@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from aiogram.filters.callback_data import CallbackData
@@ -133,6 +133,23 @@ def _price(value: float) -> str:
     return f"{value:,.0f}".replace(",", " ")
 
 
+class Headed(Protocol):
+    """What a card's first lines show of an order (an `Order`, or a `QueuedOrder` of a dispatch pass)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def bike_brand(self) -> str: ...
+    @property
+    def bike_model(self) -> str: ...
+    @property
+    def is_ebike(self) -> bool: ...
+    @property
+    def price_eur(self) -> float: ...
+    @property
+    def client_city(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class _Header:
     """The order lines every card and /order start with, translated once for the current locale."""
@@ -153,7 +170,7 @@ class _Header:
             _("e-bike"),
         )
 
-    def lines(self, order: Order, status: str) -> list[str]:
+    def lines(self, order: Headed, status: str) -> list[str]:
         bike = escape(f"{order.bike_brand} {order.bike_model}".strip() or "—")
         if order.is_ebike:
             bike += " · " + self.ebike
@@ -181,7 +198,7 @@ class OfferCards:
         self.accept = _("✅ Accept")
         self.decline = _("✖ Decline")
 
-    def render(self, order: Order, offer_id: int, expires_at: datetime | None) -> tuple[str, Markup | None]:
+    def render(self, order: Headed, offer_id: int, expires_at: datetime | None) -> tuple[str, Markup | None]:
         lines = self.header.lines(order, self.status)
         lines.append(self.deadline.format(deadline=when(expires_at, self.tz)))
         return "\n".join(lines), self._markup(str(offer_id))
@@ -191,7 +208,7 @@ class OfferCards:
         decline = {"text": self.decline, "callback_data": offer_data("dec", offer_id)}
         return keyboard([[accept, decline]])
 
-    def encoded(self, expires_at: datetime | None) -> Callable[[Order, int], tuple[str, str | None]]:
+    def encoded(self, expires_at: datetime | None) -> Callable[[Headed, int], tuple[str, str | None]]:
         """`render` for offers that share a deadline (a dispatch pass), with the markup encoded as
         storage.messages keeps it: the same text and bytes, but the deadline is formatted and the keyboard
         encoded once, and each card only fills in its offer id (tests/test_dispatch.py compares the two)."""
@@ -201,7 +218,7 @@ class OfferCards:
         parts = encoded.split(slot) if encoded is not None else None
         header, status = self.header, self.status
 
-        def render(order: Order, offer_id: int) -> tuple[str, str | None]:
+        def render(order: Headed, offer_id: int) -> tuple[str, str | None]:
             lines = header.lines(order, status)
             lines.append(deadline)
             return "\n".join(lines), str(offer_id).join(parts) if parts is not None else None

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import aiosqlite
 
@@ -117,18 +117,32 @@ async def order_of_handle(conn: aiosqlite.Connection, handle: int) -> str | None
     return None if row is None else str(row[0])
 
 
+class QueuedOrder(NamedTuple):
+    """An order waiting for a manager, with what its offer card shows (a dispatch pass reads thousands)."""
+
+    id: str
+    created_at: str  # as stored: the queue's order, and where its next page starts
+    bike_brand: str
+    bike_model: str
+    is_ebike: bool
+    price_eur: float
+    client_city: str
+
+
 async def pending_without_offer(
-    conn: aiosqlite.Connection, *, after: Order | None = None, limit: int = 1000
-) -> list[Order]:
+    conn: aiosqlite.Connection, *, after: QueuedOrder | None = None, limit: int = 1000
+) -> list[QueuedOrder]:
     """Orders in pending_manager with neither a live offer nor an accepted assignment nor a compliance hold,
     oldest first; the next page starts `after` the last order of the previous one. An order whose accept
     timeout waits for a person (the autopilot asked: a live order.accept_timeout signal) is left alone until
     it is resolved. Read off the queue's own index (migrations/016): the planner, without statistics,
     would take the status index and sort every pending order again for each page."""
-    start = (ts(after.created_at), after.id) if after is not None else ("", "")
+    start = (after.created_at, after.id) if after is not None else ("", "")
     rows = await conn.execute_fetchall(
-        f"""
-        SELECT {_ORDER_COLUMNS} FROM orders o INDEXED BY orders_pending_queue
+        """
+        SELECT o.id, o.created_at, coalesce(o.bike_brand, ''), coalesce(o.bike_model, ''), o.is_ebike,
+               coalesce(o.price_eur, 0.0), coalesce(o.client_city, '')
+        FROM orders o INDEXED BY orders_pending_queue
         WHERE o.status = 'pending_manager' AND (o.created_at, o.id) > (?, ?)
           AND NOT EXISTS (SELECT 1 FROM ai_assignments a
                           WHERE a.order_id = o.id AND a.state IN ('offered', 'accepted'))
@@ -141,7 +155,10 @@ async def pending_without_offer(
         """,
         (*start, limit),
     )
-    return [order_from_row(row) for row in rows]
+    return [
+        QueuedOrder(order_id, created_at, brand, model, ebike == 1, price, city)
+        for order_id, created_at, brand, model, ebike, price, city in rows
+    ]
 
 
 async def open_orders_by_manager(conn: aiosqlite.Connection) -> dict[str, dict[Status, int]]:

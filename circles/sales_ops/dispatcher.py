@@ -40,12 +40,13 @@ from domain.orchestration import offer_expired, pick_managers
 from domain.orders import DECLINE_REASONS
 from domain.sla import accept_deadline
 from domain.statuses import Status
-from keyboards.orders import OfferCards
+from keyboards.orders import Headed, OfferCards
 from storage import assignments as store
 from storage import orders as order_store
 from storage.assignments import Assignment, DispatchManager, dispatch_managers
+from storage.db import overlapping
 from storage.messages import put_encoded_messages
-from storage.orders import open_orders_by_manager
+from storage.orders import QueuedOrder, open_orders_by_manager
 from storage.people import blocked_chats, chat_languages
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,9 @@ def manager_snapshots(
 async def dispatch_pending(services: Services) -> DispatchReport:
     """Offer every waiting order to a manager (one transaction); raise `order.unassigned` for the rest."""
     now = services.clock.now()
-    async with services.db.transaction() as conn:
-        report = await _dispatch(conn, services, now)
+    with overlapping():
+        async with services.db.transaction() as conn:
+            report = await _dispatch(conn, services, now)
     if report.offered or report.signals:
         services.wake_sender()
     if report.offered or report.unassigned:
@@ -198,8 +200,8 @@ class _Pass:
         self.pass_id: int | None = None
         self.picked: list[str] = []  # the manager of each offer of the pass, in order
         self.languages = languages  # chat -> language
-        self.renderers: dict[str, Callable[[Order, int], tuple[str, str | None]]] = {}  # language -> cards
-        self.unassigned: list[Order] = []
+        self.renderers: dict[str, Callable[[Headed, int], tuple[str, str | None]]] = {}  # language -> cards
+        self.unassigned: list[QueuedOrder] = []
         self.report = DispatchReport()
 
     def pass_start(self) -> dict[str, Any]:
@@ -211,7 +213,7 @@ class _Pass:
             "unreachable": self.unreachable,
         }
 
-    def pick(self, batch: Sequence[Order]) -> list[tuple[Order, str]]:
+    def pick(self, batch: Sequence[QueuedOrder]) -> list[tuple[QueuedOrder, str]]:
         """A manager for each order of the batch that someone can take: (order, manager id)."""
         refused = self.refused
         unreachable = self.unreachable
@@ -219,7 +221,7 @@ class _Pass:
         for order in batch:
             excluded = refused.get(order.id, _NOBODY)
             waiting.append((order.id, excluded | unreachable if unreachable else excluded))
-        chosen: list[tuple[Order, str]] = []
+        chosen: list[tuple[QueuedOrder, str]] = []
         for order, (_, manager_id) in zip(batch, pick_managers(self.board, waiting, self.now), strict=True):
             if manager_id is None:
                 self.unassigned.append(order)
@@ -227,7 +229,7 @@ class _Pass:
                 chosen.append((order, manager_id))
         return chosen
 
-    def encode(self, chosen: Sequence[tuple[Order, str]]) -> _Offers:
+    def encode(self, chosen: Sequence[tuple[QueuedOrder, str]]) -> _Offers:
         """The offers of picks, encoded for their statements (the pass's row is stored by now)."""
         assert self.pass_id is not None
         pass_id, first = self.pass_id, self.next_id
@@ -249,7 +251,7 @@ class _Pass:
         )
 
     def _cards(
-        self, first_id: int, chosen: Sequence[tuple[Order, str]]
+        self, first_id: int, chosen: Sequence[tuple[QueuedOrder, str]]
     ) -> list[tuple[int, str, str, str | None]]:
         """Each offer's card in its manager's language: (chat, ref, text, encoded markup)."""
         cards = []
