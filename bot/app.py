@@ -59,7 +59,9 @@ _EXTRA_UPDATES = ("my_chat_member",)
 
 def build_dispatcher(services: Services, tracker: UpdateTracker) -> Dispatcher:
     """A fresh Dispatcher with the middlewares and every audience's router."""
-    dispatcher = Dispatcher(services=services)
+    # No FSM: what a person's next message answers is kept in SQLite (input_focus), so it survives a restart;
+    # aiogram's FSM middleware would only cost every update a context nobody reads.
+    dispatcher = Dispatcher(services=services, disable_fsm=True)
     dispatcher.update.outer_middleware(tracker)
     dispatcher.update.outer_middleware(CallerMiddleware())
     LocaleMiddleware(i18n).setup(dispatcher)

@@ -10,7 +10,6 @@ from html import escape
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, CommandStart
-from aiogram.fsm.context import FSMContext
 from aiogram.types import (
     BotCommand,
     BotCommandScopeChat,
@@ -195,10 +194,8 @@ def _link_error_text(reason: str) -> str:
 # --- /cancel and the fallback
 
 
-async def cancel(message: Message, caller: Caller, services: Services, state: FSMContext) -> None:
-    """Stop any entry in progress: a dialogue step, or the question a manager's next message would answer."""
-    had_state = await state.get_state() is not None
-    await state.clear()
+async def cancel(message: Message, caller: Caller, services: Services) -> None:
+    """Stop any entry in progress: the question a manager's next message would answer."""
     async with services.db.transaction() as conn:
         focus = await order_store.get_focus(conn, caller.user_id)
         if focus is not None:
@@ -209,7 +206,7 @@ async def cancel(message: Message, caller: Caller, services: Services, state: FS
             outcomes.postmortem_put_off(put_off), reply_markup=outcomes.continue_keyboard(put_off)
         )
         return
-    await message.answer(_("Cancelled.") if had_state or focus is not None else _("Nothing to cancel."))
+    await message.answer(_("Cancelled.") if focus is not None else _("Nothing to cancel."))
 
 
 async def unknown_command(message: Message) -> None:
