@@ -53,8 +53,9 @@ from domain.policy import Policy
 from domain.sla import VisitDeadlines, plan_visit
 from domain.statuses import OPEN_STATUSES, Status, StatusMap, UnknownStatus
 from storage import crm, money
-from storage.db import Database, ts
+from storage.db import Database
 from storage.governance import Party
+from storage.instants import ts_many
 from storage.money import OrderLists
 from storage.reliability import SyncRun, add_sync_run
 from storage.revenue import upsert_leads
@@ -343,7 +344,7 @@ class Syncer:
         rows: list[crm.CrmEvent] = []
         rejected = list(page.rejected)
         known = self._known_statuses  # the hot loop of a first sync: a dict lookup before the full mapping
-        for e in page.records:
+        for e, at in zip(page.records, ts_many([e.at for e in page.records]), strict=True):
             try:
                 from_status = (
                     None if e.from_status is None else known.get(e.from_status) or self._status(e.from_status)
@@ -352,7 +353,7 @@ class Syncer:
             except UnknownStatus as exc:
                 rejected.append(Rejected.of(contract.as_json(e), str(exc)))
                 continue
-            rows.append((e.id, e.order_id, from_status, to_status, e.actor, ts(e.at)))
+            rows.append((e.id, e.order_id, from_status, to_status, e.actor, at))
         return _Chunk(rows, rejected, page.received, page.position)
 
     async def _store_events(self, chunk: _Chunk[crm.CrmEvent], report: SyncReport) -> None:
@@ -396,7 +397,7 @@ class Syncer:
     ) -> _Chunk[crm.MirrorOrder]:
         """Orders as the CRM shows them; `_store_orders` settles status, status_since and the manager."""
         rows: list[crm.MirrorOrder] = []
-        lists: dict[str, OrderLists] = {}
+        kept: list[contract.Order] = []
         rejected = list(page.rejected)
         for o in page.records:
             try:
@@ -407,8 +408,8 @@ class Syncer:
             # The CRM's manager fills in ours (when we have none) only for an order someone took on.
             taken = o.manager_id in known_managers and status is not Status.PENDING_MANAGER
             rows.append(mirror(o, status, o.manager_id if taken else None))
-            lists[o.id] = money_lists(o)
-        return _Chunk(rows, rejected, page.received, page.position, lists=lists)
+            kept.append(o)
+        return _Chunk(rows, rejected, page.received, page.position, lists=money_lists(kept))
 
     async def _store_orders(
         self, chunk: _Chunk[crm.MirrorOrder], report: SyncReport, *, move_cursor: bool = True

@@ -18,6 +18,7 @@ import aiosqlite
 from domain.models import Manager
 from domain.statuses import Status
 from storage.db import from_json_rows, parse_ts, parse_ts_opt, ts
+from storage.instants import ts_many
 
 WriteKind = Literal["assign", "status", "compensation"]
 ViolationSource = Literal[
@@ -175,9 +176,9 @@ async def upsert_orders(conn: aiosqlite.Connection, orders: Sequence[MirrorOrder
             o.id,
             o.status.value,
             o.crm_status,
-            ts(o.created_at),
-            ts(o.updated_at),
-            ts(o.status_since),
+            created_at,
+            updated_at,
+            status_since,
             o.client_name,
             o.client_city,
             o.bike_brand,
@@ -195,7 +196,13 @@ async def upsert_orders(conn: aiosqlite.Connection, orders: Sequence[MirrorOrder
             o.client_country,
             o.seller_country,
         )
-        for o in orders
+        for o, created_at, updated_at, status_since in zip(
+            orders,
+            ts_many([o.created_at for o in orders]),
+            ts_many([o.updated_at for o in orders]),
+            ts_many([o.status_since for o in orders]),
+            strict=True,
+        )
     ]
     await conn.execute(_UPSERT_ORDERS, (json.dumps(rows, ensure_ascii=False), ts(now)))
 
