@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import TypeAdapter
@@ -15,7 +14,7 @@ from storage.db import ts
 _INSTANTS = TypeAdapter(list[datetime])
 
 
-def ts_many(instants: Sequence[datetime]) -> list[str]:
+def ts_many(instants: list[datetime]) -> list[str]:
     texts: list[str] = _INSTANTS.dump_python(instants, mode="json")
     return [
         text
