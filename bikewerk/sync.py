@@ -33,7 +33,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
@@ -132,6 +132,17 @@ class _Chunk(Generic[R]):
             self.pages + later.pages,
             {**self.lists, **later.lists},
         )
+
+
+async def _together(*steps: Awaitable[Any]) -> list[Any]:
+    """Run storage steps of one transaction side by side; their results in order.
+
+    aiosqlite runs a connection's statements one after another in its thread, in the order they were queued,
+    and the steps start (and queue their first statement) in the order given. So the thread runs them back to
+    back, without waiting, between statements, for the event loop (which may be validating a page for tens
+    of milliseconds). The steps must not depend on each other; a failure still rolls the transaction back.
+    """
+    return list(await asyncio.gather(*steps))
 
 
 class Syncer:
@@ -371,10 +382,13 @@ class Syncer:
                         echoes.append((crm_event_id, ours.pop(0)))
                     else:
                         fresh.append(event)
-            await crm.confirm_bot_events(conn, echoes)
-            report.events += await crm.insert_crm_events(conn, fresh)
+            _, inserted, _ = await _together(
+                crm.confirm_bot_events(conn, echoes),
+                crm.insert_crm_events(conn, fresh),
+                crm.set_cursor(conn, EVENTS_CURSOR, chunk.position, now),
+            )
+            report.events += inserted
             raised = await self._keep_aside(conn, "order_status_events", chunk.rejected, now, report)
-            await crm.set_cursor(conn, EVENTS_CURSOR, chunk.position, now)
         self._after_commit(raised)
 
     # --- orders --------------------------------------------------------------------------------------------
@@ -418,16 +432,25 @@ class Syncer:
         latest = {row.id: row for row in chunk.rows}  # the last version of an order seen twice wins
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            stored = await crm.order_states(conn, latest)
-            held = await crm.orders_with_pending_status_write(conn)
+            # Read together (see `_together`): the entry times of every open status on the chunk, a superset
+            # of the ones entered now (known only once the stored states are read).
+            stored, held, entered_at = await _together(
+                crm.order_states(conn, latest),
+                crm.orders_with_pending_status_write(conn),
+                crm.status_entry_times(
+                    conn,
+                    [
+                        (order_id, row.status)
+                        for order_id, row in latest.items()
+                        if row.status in OPEN_STATUSES
+                    ],
+                ),
+            )
             entering = {
                 order_id: row.status
                 for order_id, row in latest.items()
                 if order_id not in stored or (stored[order_id].status != row.status and order_id not in held)
             }
-            entered_at = await crm.status_entry_times(
-                conn, [(order_id, status) for order_id, status in entering.items() if status in OPEN_STATUSES]
-            )
             rows: list[crm.MirrorOrder] = []
             visits: list[tuple[str, VisitDeadlines | None, datetime]] = []
             for order_id, row in latest.items():
@@ -446,9 +469,11 @@ class Syncer:
                 if deadlines is not None or state is not None:
                     visits.append((order_id, deadlines, since))
                 rows.append(row if since == row.status_since else row._replace(status_since=since))
-            await crm.upsert_orders(conn, rows, now)
-            await money.replace_lists(conn, [(i, chunk.lists[i]) for i in latest if i in chunk.lists])
-            await open_visits_bulk(conn, visits)
+            await _together(
+                crm.upsert_orders(conn, rows, now),
+                money.replace_lists(conn, [(i, chunk.lists[i]) for i in latest if i in chunk.lists]),
+                open_visits_bulk(conn, visits),
+            )
             # Screened in the same transaction they are stored in: a hit is held before any dispatch sees it.
             new_parties = [
                 Party(order_id, row.client_name, row.seller)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -16,6 +17,10 @@ INSERT INTO sla_timers (order_id, status, entered_at, policy_version, budget_min
                         reminder_at, breach_at, stuck_at, next_due_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+
+_CLOSE_SQL = (
+    "UPDATE sla_timers SET closed_at = ?, next_due_at = NULL WHERE order_id = ? AND closed_at IS NULL"
+)
 
 
 def _rows(visits: Sequence[tuple[str, VisitDeadlines]]) -> list[tuple[object, ...]]:
@@ -44,10 +49,7 @@ def _rows(visits: Sequence[tuple[str, VisitDeadlines]]) -> list[tuple[object, ..
 
 
 async def close_visit(conn: aiosqlite.Connection, order_id: str, at: datetime) -> None:
-    await conn.execute(
-        "UPDATE sla_timers SET closed_at = ?, next_due_at = NULL WHERE order_id = ? AND closed_at IS NULL",
-        (ts(at), order_id),
-    )
+    await conn.execute(_CLOSE_SQL, (ts(at), order_id))
 
 
 async def open_visit(conn: aiosqlite.Connection, order_id: str, deadlines: VisitDeadlines | None) -> None:
@@ -65,8 +67,11 @@ async def open_visits_bulk(
 ) -> None:
     """The same as open_visit for many orders (the sync's page): (order_id, deadlines or None, changed_at)."""
     visits = list(visits)
-    await conn.executemany(
-        "UPDATE sla_timers SET closed_at = ?, next_due_at = NULL WHERE order_id = ? AND closed_at IS NULL",
-        [(ts(changed_at), order_id) for order_id, _, changed_at in visits],
+    # Queued at once: aiosqlite's thread runs them in this order, back to back.
+    await asyncio.gather(
+        conn.executemany(
+            _CLOSE_SQL,
+            [(ts(changed_at), order_id) for order_id, _, changed_at in visits],
+        ),
+        conn.executemany(_OPEN_SQL, _rows([(order_id, d) for order_id, d, _ in visits if d is not None])),
     )
-    await conn.executemany(_OPEN_SQL, _rows([(order_id, d) for order_id, d, _ in visits if d is not None]))
