@@ -140,9 +140,14 @@ async def _together(*steps: Awaitable[Any]) -> list[Any]:
     aiosqlite runs a connection's statements one after another in its thread, in the order they were queued,
     and the steps start (and queue their first statement) in the order given. So the thread runs them back to
     back, without waiting, between statements, for the event loop (which may be validating a page for tens
-    of milliseconds). The steps must not depend on each other; a failure still rolls the transaction back.
+    of milliseconds). The steps must not depend on each other. A failure is raised once every step is over,
+    so that no statement of a later step runs after the transaction is rolled back.
     """
-    return list(await asyncio.gather(*steps))
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 class Syncer:
@@ -469,34 +474,39 @@ class Syncer:
                 if deadlines is not None or state is not None:
                     visits.append((order_id, deadlines, since))
                 rows.append(row if since == row.status_since else row._replace(status_since=since))
-            await _together(
-                crm.upsert_orders(conn, rows, now),
-                money.replace_lists(conn, [(i, chunk.lists[i]) for i in latest if i in chunk.lists]),
-                open_visits_bulk(conn, visits),
-            )
-            # Screened in the same transaction they are stored in: a hit is held before any dispatch sees it.
             new_parties = [
                 Party(order_id, row.client_name, row.seller)
                 for order_id, row in latest.items()
                 if order_id not in stored
             ]
-            if new_parties:
-                screened = await screen_orders(
-                    conn,
-                    new_parties,
-                    now,
-                    screener=self.screener,
-                    threshold=self.policy.governance.sanctions_threshold,
-                    settings=self.settings,
-                )
-                raised_hits = bool(screened.hits)
-            else:
-                raised_hits = False
-            raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report) or raised_hits
+            steps = [
+                crm.upsert_orders(conn, rows, now),
+                money.replace_lists(conn, [(i, chunk.lists[i]) for i in latest if i in chunk.lists]),
+                open_visits_bulk(conn, visits),
+                # Screened in the transaction they are stored in (queued after the upsert: a hold finds its
+                # order): a hit is held before any dispatch sees it.
+                self._screen(conn, new_parties, now),
+            ]
             if move_cursor:
-                await crm.set_cursor(conn, ORDERS_CURSOR, chunk.position, now)
+                steps.append(crm.set_cursor(conn, ORDERS_CURSOR, chunk.position, now))
+            raised_hits = (await _together(*steps))[3]
+            raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report) or raised_hits
         report.orders += len(rows)
         self._after_commit(raised)
+
+    async def _screen(self, conn: aiosqlite.Connection, parties: list[Party], now: datetime) -> bool:
+        """Screen new orders' parties against the sanctions list; True when a new hit was held."""
+        if not parties:
+            return False
+        screened = await screen_orders(
+            conn,
+            parties,
+            now,
+            screener=self.screener,
+            threshold=self.policy.governance.sanctions_threshold,
+            settings=self.settings,
+        )
+        return bool(screened.hits)
 
     # --- leads (SPEC §14) ---------------------------------------------------------------------------------
 
@@ -557,6 +567,8 @@ class Syncer:
             try:
                 async with aclosing(pages) as feed:
                     async for page in feed:
+                        # Validating a page took the event loop for a while: the store's next step goes first.
+                        await asyncio.sleep(0)
                         await queue.put(prepare(page))
             except Exception as exc:  # handed over, so the pages before it are stored first
                 await queue.put(exc)
