@@ -228,7 +228,7 @@ async def test_a_retry_after_date_is_counted_from_the_clients_clock() -> None:
 
 
 def test_a_seller_sent_as_an_object_reads_as_its_name_and_country() -> None:
-    order = {
+    order: dict[str, object] = {
         "id": "o1",
         "status": "new",
         "created_at": "2026-01-01T00:00:00Z",
@@ -236,7 +236,7 @@ def test_a_seller_sent_as_an_object_reads_as_its_name_and_country() -> None:
         "client": {"name": "Ana"},
         "bike": {"brand": "Cube", "model": "Attain", "price_eur": 900},
     }
-    sellers = [
+    sellers: list[dict[str, object]] = [
         {"seller": " Shop A "},
         {"seller": {"name": " Shop B ", "country": "DE"}},
         {"seller": {"name": "Shop C", "country": "DE"}, "seller_country": "AT"},  # the field wins
