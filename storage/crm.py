@@ -272,7 +272,17 @@ async def finish_event_load(conn: aiosqlite.Connection) -> None:
 async def insert_crm_events(conn: aiosqlite.Connection, events: Sequence[CrmEvent]) -> int:
     """Store events seen in the CRM (source 'crm'); an event id already stored is skipped. Returns how many
     were new."""
-    cursor = await conn.execute(_INSERT_CRM_EVENTS, (json.dumps(events, ensure_ascii=False),))
+    return await insert_encoded_events(conn, [encode_events(events)])
+
+
+def encode_events(events: Sequence[CrmEvent]) -> str:
+    return json.dumps(events, ensure_ascii=False)
+
+
+async def insert_encoded_events(conn: aiosqlite.Connection, pages: Sequence[str]) -> int:
+    """`insert_crm_events` for events already encoded, a JSON array (`encode_events`) per page."""
+    rows = pages[0] if len(pages) == 1 else "[" + ",".join(p[1:-1] for p in pages if p != "[]") + "]"
+    cursor = await conn.execute(_INSERT_CRM_EVENTS, (rows,))
     return max(cursor.rowcount, 0)
 
 
