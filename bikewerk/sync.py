@@ -561,10 +561,11 @@ class Syncer:
         batch: int,
     ) -> None:
         """Fetch and prepare pages in one task while this one stores them, in order, grouping the pages
-        already waiting up to `batch` records (which also bounds the pages waiting, hence the memory).
-        A failed fetch ends the stage once everything fetched before it is stored."""
+        already waiting up to `batch` records (which also bounds the pages waiting, hence the memory: the
+        page taken and the ones waiting make a batch). A failed fetch ends the stage once everything fetched
+        before it is stored."""
         queue: asyncio.Queue[_Chunk[R] | Exception | None] = asyncio.Queue(
-            maxsize=max(1, batch // self.page_size)
+            maxsize=max(1, batch // self.page_size - 1)
         )
 
         async def produce() -> None:

@@ -171,40 +171,47 @@ ON CONFLICT (id) DO UPDATE SET
 async def upsert_orders(conn: aiosqlite.Connection, orders: Sequence[MirrorOrder], now: datetime) -> None:
     """Insert or refresh orders from the CRM. `status_since` moves only when the status changes; the bot's
     `assigned_manager_id` is never replaced, only filled in when empty; the tracking number stays."""
-    rows = [
-        (
-            o.id,
-            o.status.value,
-            o.crm_status,
-            created_at,
-            updated_at,
-            status_since,
-            o.client_name,
-            o.client_city,
-            o.bike_brand,
-            o.bike_model,
-            o.price_eur,
-            int(o.is_ebike),
-            o.seller,
-            o.crm_manager_id,
-            o.assigned_manager_id,
-            o.sale_eur,
-            o.purchase_eur,
-            o.shipping_eur,
-            o.fees_eur,
-            o.channel,
-            o.client_country,
-            o.seller_country,
-        )
-        for o, created_at, updated_at, status_since in zip(
-            orders,
-            ts_many([o.created_at for o in orders]),
-            ts_many([o.updated_at for o in orders]),
-            ts_many([o.status_since for o in orders]),
-            strict=True,
-        )
-    ]
-    await conn.execute(_UPSERT_ORDERS, (json.dumps(rows, ensure_ascii=False), ts(now)))
+    await conn.execute(_UPSERT_ORDERS, (_encode_orders(orders), ts(now)))
+
+
+def _encode_orders(orders: Sequence[MirrorOrder]) -> str:
+    """The rows as one JSON array (the tuples are dropped before the statement runs: a chunk's worth)."""
+    return json.dumps(
+        [
+            (
+                o.id,
+                o.status.value,
+                o.crm_status,
+                created_at,
+                updated_at,
+                status_since,
+                o.client_name,
+                o.client_city,
+                o.bike_brand,
+                o.bike_model,
+                o.price_eur,
+                int(o.is_ebike),
+                o.seller,
+                o.crm_manager_id,
+                o.assigned_manager_id,
+                o.sale_eur,
+                o.purchase_eur,
+                o.shipping_eur,
+                o.fees_eur,
+                o.channel,
+                o.client_country,
+                o.seller_country,
+            )
+            for o, created_at, updated_at, status_since in zip(
+                orders,
+                ts_many([o.created_at for o in orders]),
+                ts_many([o.updated_at for o in orders]),
+                ts_many([o.status_since for o in orders]),
+                strict=True,
+            )
+        ],
+        ensure_ascii=False,
+    )
 
 
 # --- status events ------------------------------------------------------------------------------------------
