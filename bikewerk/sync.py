@@ -8,12 +8,12 @@ sync noticed. New orders are screened against the sanctions list in force as the
 api_latency) for the reliability circle.
 
 Pages are fetched and validated by one task while another stores them, so network, JSON decoding and SQLite
-overlap. Each store is one transaction: the records go in with `executemany` and the feed's cursor moves in
-the same commit, so a run that stops half-way resumes after the last stored page and nothing is stored twice.
-When the store is the slower side, the pages already waiting are stored together in one transaction (up to
-`batch_records` records): with an index filled in random order (status events by time, or by order), a commit
-per 5,000 rows rewrites most of that index into the WAL each time; grouping makes a first sync of a million
-events several times faster. Requests are retried with backoff by the client.
+overlap. Each store is one transaction: the records go in with a few batch statements, queued together, and
+the feed's cursor moves in the same commit, so a run that stops half-way resumes after the last stored page
+and nothing is stored twice. When the store is the slower side, the pages already waiting are stored together
+in one transaction (up to `batch_records` records): with an index filled in random order (status events by
+time, or by order), a commit per 5,000 rows rewrites most of that index into the WAL each time; grouping makes
+a first sync of a million events several times faster. Requests are retried with backoff by the client.
 
 A record that breaks the contract (bad shape, unknown status, a Telegram id claimed twice) is kept aside in
 contract_violations with its reason and raises a `sync.contract_violation` signal; the rest is stored.
