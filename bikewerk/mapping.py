@@ -3,7 +3,7 @@ money lists, and which Telegram ids a page of managers claims."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from bikewerk import contract
@@ -11,7 +11,7 @@ from bikewerk.contract import Rejected
 from domain.models import Manager
 from domain.statuses import Status
 from storage import crm
-from storage.db import ts
+from storage.instants import ts_many
 from storage.money import OrderLists
 
 
@@ -79,16 +79,26 @@ def mirror(o: contract.Order, status: Status, manager: str | None) -> crm.Mirror
     )
 
 
-def lists(o: contract.Order) -> OrderLists:
-    return OrderLists(
-        [(c.id, c.amount_eur, c.reason, ts(c.at)) for c in o.compensations],
-        [(d.id, ts(d.opened_at), ts_opt(d.closed_at), d.outcome) for d in o.disputes],
-        [(p.id, p.amount_eur, p.kind, ts(p.at)) for p in o.payments],
-    )
+def lists(orders: Sequence[contract.Order]) -> dict[str, OrderLists]:
+    """Each order's compensations, disputes and payments by order id (the last of an id repeated wins)."""
+    # The page's instants are encoded in one call, then read back in the order `_instants` lists them.
+    text = iter(ts_many([at for o in orders for at in _instants(o)]))
+    return {
+        o.id: OrderLists(
+            [(c.id, c.amount_eur, c.reason, next(text)) for c in o.compensations],
+            [(d.id, next(text), None if d.closed_at is None else next(text), d.outcome) for d in o.disputes],
+            [(p.id, p.amount_eur, p.kind, next(text)) for p in o.payments],
+        )
+        for o in orders
+    }
 
 
-def ts_opt(instant: datetime | None) -> str | None:
-    return None if instant is None else ts(instant)
+def _instants(o: contract.Order) -> list[datetime]:
+    return [
+        *(c.at for c in o.compensations),
+        *(at for d in o.disputes for at in (d.opened_at, d.closed_at) if at is not None),
+        *(p.at for p in o.payments),
+    ]
 
 
 # --- main.py sync -----------------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ sync noticed. New orders are screened against the sanctions list in force as the
 api_latency) for the reliability circle.
 
 Pages are fetched and validated by one task while another stores them, so network, JSON decoding and SQLite
-overlap. Each store is one transaction: the records go in with `executemany` and the feed's cursor moves in
-the same commit, so a run that stops half-way resumes after the last stored page and nothing is stored twice.
-When the store is the slower side, the pages already waiting are stored together in one transaction (up to
-`batch_records` records): with an index filled in random order (status events by time, or by order), a commit
-per 5,000 rows rewrites most of that index into the WAL each time; grouping makes a first sync of a million
-events several times faster. Requests are retried with backoff by the client.
+overlap. Each store is one transaction: the records go in with a few batch statements, queued together, and
+the feed's cursor moves in the same commit, so a run that stops half-way resumes after the last stored page
+and nothing is stored twice. When the store is the slower side, the pages already waiting are stored together
+in one transaction (up to `batch_records` records): with an index filled in random order (status events by
+time, or by order), a commit per 5,000 rows rewrites most of that index into the WAL each time; grouping makes
+a first sync of a million events several times faster. Requests are retried with backoff by the client.
 
 A record that breaks the contract (bad shape, unknown status, a Telegram id claimed twice) is kept aside in
 contract_violations with its reason and raises a `sync.contract_violation` signal; the rest is stored.
@@ -33,7 +33,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
@@ -53,8 +53,9 @@ from domain.policy import Policy
 from domain.sla import VisitDeadlines, plan_visit
 from domain.statuses import OPEN_STATUSES, Status, StatusMap, UnknownStatus
 from storage import crm, money
-from storage.db import Database, ts
+from storage.db import Database
 from storage.governance import Party
+from storage.instants import ts_many
 from storage.money import OrderLists
 from storage.reliability import SyncRun, add_sync_run
 from storage.revenue import upsert_leads
@@ -131,6 +132,22 @@ class _Chunk(Generic[R]):
             self.pages + later.pages,
             {**self.lists, **later.lists},
         )
+
+
+async def _together(*steps: Awaitable[Any]) -> list[Any]:
+    """Run storage steps of one transaction side by side; their results in order.
+
+    aiosqlite runs a connection's statements one after another in its thread, in the order they were queued,
+    and the steps start (and queue their first statement) in the order given. So the thread runs them back to
+    back, without waiting, between statements, for the event loop (which may be validating a page for tens
+    of milliseconds). The steps must not depend on each other. A failure is raised once every step is over,
+    so that no statement of a later step runs after the transaction is rolled back.
+    """
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 class Syncer:
@@ -339,11 +356,13 @@ class Syncer:
                 async with self.db.transaction() as conn:
                     await crm.finish_event_load(conn)
 
-    def _prepare_events(self, page: Page[contract.StatusEvent]) -> _Chunk[crm.CrmEvent]:
+    def _prepare_events(self, page: Page[contract.StatusEvent]) -> _Chunk[str]:
+        """A page's events as `crm.CrmEvent` rows encoded in JSON: encoded here, in the fetching task, while
+        the store works on the pages before; as text, the pages waiting also take a third of the memory."""
         rows: list[crm.CrmEvent] = []
         rejected = list(page.rejected)
         known = self._known_statuses  # the hot loop of a first sync: a dict lookup before the full mapping
-        for e in page.records:
+        for e, at in zip(page.records, ts_many([e.at for e in page.records]), strict=True):
             try:
                 from_status = (
                     None if e.from_status is None else known.get(e.from_status) or self._status(e.from_status)
@@ -352,28 +371,33 @@ class Syncer:
             except UnknownStatus as exc:
                 rejected.append(Rejected.of(contract.as_json(e), str(exc)))
                 continue
-            rows.append((e.id, e.order_id, from_status, to_status, e.actor, ts(e.at)))
-        return _Chunk(rows, rejected, page.received, page.position)
+            rows.append((e.id, e.order_id, from_status, to_status, e.actor, at))
+        return _Chunk([crm.encode_events(rows)], rejected, page.received, page.position)
 
-    async def _store_events(self, chunk: _Chunk[crm.CrmEvent], report: SyncReport) -> None:
+    async def _store_events(self, chunk: _Chunk[str], report: SyncReport) -> None:
         now = self.clock.now()
+        pages = chunk.rows
         async with self.db.transaction() as conn:
             waiting = await crm.unconfirmed_bot_events(conn)
             echoes: list[tuple[int, int]] = []
-            fresh = chunk.rows
-            if waiting:
-                fresh = []
-                for event in chunk.rows:
-                    crm_event_id, order_id, _, to_status, _, _ = event
-                    ours = waiting.get((order_id, to_status))
-                    if ours:
-                        echoes.append((crm_event_id, ours.pop(0)))
-                    else:
-                        fresh.append(event)
-            await crm.confirm_bot_events(conn, echoes)
-            report.events += await crm.insert_crm_events(conn, fresh)
+            if waiting:  # rare: read the rows back to find the echoes among them
+                fresh: list[crm.CrmEvent] = []
+                for page in pages:
+                    for event in json.loads(page):
+                        crm_event_id, order_id, _, to_status, _, _ = event
+                        ours = waiting.get((order_id, to_status))
+                        if ours:
+                            echoes.append((crm_event_id, ours.pop(0)))
+                        else:
+                            fresh.append(event)
+                pages = [crm.encode_events(fresh)]
+            _, inserted, _ = await _together(
+                crm.confirm_bot_events(conn, echoes),
+                crm.insert_encoded_events(conn, pages),
+                crm.set_cursor(conn, EVENTS_CURSOR, chunk.position, now),
+            )
+            report.events += inserted
             raised = await self._keep_aside(conn, "order_status_events", chunk.rejected, now, report)
-            await crm.set_cursor(conn, EVENTS_CURSOR, chunk.position, now)
         self._after_commit(raised)
 
     # --- orders --------------------------------------------------------------------------------------------
@@ -396,7 +420,7 @@ class Syncer:
     ) -> _Chunk[crm.MirrorOrder]:
         """Orders as the CRM shows them; `_store_orders` settles status, status_since and the manager."""
         rows: list[crm.MirrorOrder] = []
-        lists: dict[str, OrderLists] = {}
+        kept: list[contract.Order] = []
         rejected = list(page.rejected)
         for o in page.records:
             try:
@@ -407,8 +431,8 @@ class Syncer:
             # The CRM's manager fills in ours (when we have none) only for an order someone took on.
             taken = o.manager_id in known_managers and status is not Status.PENDING_MANAGER
             rows.append(mirror(o, status, o.manager_id if taken else None))
-            lists[o.id] = money_lists(o)
-        return _Chunk(rows, rejected, page.received, page.position, lists=lists)
+            kept.append(o)
+        return _Chunk(rows, rejected, page.received, page.position, lists=money_lists(kept))
 
     async def _store_orders(
         self, chunk: _Chunk[crm.MirrorOrder], report: SyncReport, *, move_cursor: bool = True
@@ -417,16 +441,25 @@ class Syncer:
         latest = {row.id: row for row in chunk.rows}  # the last version of an order seen twice wins
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            stored = await crm.order_states(conn, latest)
-            held = await crm.orders_with_pending_status_write(conn)
+            # Read together (see `_together`): the entry times of every open status on the chunk, a superset
+            # of the ones entered now (known only once the stored states are read).
+            stored, held, entered_at = await _together(
+                crm.order_states(conn, latest),
+                crm.orders_with_pending_status_write(conn),
+                crm.status_entry_times(
+                    conn,
+                    [
+                        (order_id, row.status)
+                        for order_id, row in latest.items()
+                        if row.status in OPEN_STATUSES
+                    ],
+                ),
+            )
             entering = {
                 order_id: row.status
                 for order_id, row in latest.items()
                 if order_id not in stored or (stored[order_id].status != row.status and order_id not in held)
             }
-            entered_at = await crm.status_entry_times(
-                conn, [(order_id, status) for order_id, status in entering.items() if status in OPEN_STATUSES]
-            )
             rows: list[crm.MirrorOrder] = []
             visits: list[tuple[str, VisitDeadlines | None, datetime]] = []
             for order_id, row in latest.items():
@@ -445,32 +478,39 @@ class Syncer:
                 if deadlines is not None or state is not None:
                     visits.append((order_id, deadlines, since))
                 rows.append(row if since == row.status_since else row._replace(status_since=since))
-            await crm.upsert_orders(conn, rows, now)
-            await money.replace_lists(conn, [(i, chunk.lists[i]) for i in latest if i in chunk.lists])
-            await open_visits_bulk(conn, visits)
-            # Screened in the same transaction they are stored in: a hit is held before any dispatch sees it.
             new_parties = [
                 Party(order_id, row.client_name, row.seller)
                 for order_id, row in latest.items()
                 if order_id not in stored
             ]
-            if new_parties:
-                screened = await screen_orders(
-                    conn,
-                    new_parties,
-                    now,
-                    screener=self.screener,
-                    threshold=self.policy.governance.sanctions_threshold,
-                    settings=self.settings,
-                )
-                raised_hits = bool(screened.hits)
-            else:
-                raised_hits = False
-            raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report) or raised_hits
+            steps = [
+                crm.upsert_orders(conn, rows, now),
+                money.replace_lists(conn, [(i, chunk.lists[i]) for i in latest if i in chunk.lists]),
+                open_visits_bulk(conn, visits),
+                # Screened in the transaction they are stored in (queued after the upsert: a hold finds its
+                # order): a hit is held before any dispatch sees it.
+                self._screen(conn, new_parties, now),
+            ]
             if move_cursor:
-                await crm.set_cursor(conn, ORDERS_CURSOR, chunk.position, now)
+                steps.append(crm.set_cursor(conn, ORDERS_CURSOR, chunk.position, now))
+            raised_hits = (await _together(*steps))[3]
+            raised = await self._keep_aside(conn, "orders", chunk.rejected, now, report) or raised_hits
         report.orders += len(rows)
         self._after_commit(raised)
+
+    async def _screen(self, conn: aiosqlite.Connection, parties: list[Party], now: datetime) -> bool:
+        """Screen new orders' parties against the sanctions list; True when a new hit was held."""
+        if not parties:
+            return False
+        screened = await screen_orders(
+            conn,
+            parties,
+            now,
+            screener=self.screener,
+            threshold=self.policy.governance.sanctions_threshold,
+            settings=self.settings,
+        )
+        return bool(screened.hits)
 
     # --- leads (SPEC §14) ---------------------------------------------------------------------------------
 
@@ -521,16 +561,19 @@ class Syncer:
         batch: int,
     ) -> None:
         """Fetch and prepare pages in one task while this one stores them, in order, grouping the pages
-        already waiting up to `batch` records (which also bounds the pages waiting, hence the memory).
-        A failed fetch ends the stage once everything fetched before it is stored."""
+        already waiting up to `batch` records (which also bounds the pages waiting, hence the memory: the
+        page taken and the ones waiting make a batch). A failed fetch ends the stage once everything fetched
+        before it is stored."""
         queue: asyncio.Queue[_Chunk[R] | Exception | None] = asyncio.Queue(
-            maxsize=max(1, batch // self.page_size)
+            maxsize=max(1, batch // self.page_size - 1)
         )
 
         async def produce() -> None:
             try:
                 async with aclosing(pages) as feed:
                     async for page in feed:
+                        # Validating a page took the event loop for a while: the store's next step goes first.
+                        await asyncio.sleep(0)
                         await queue.put(prepare(page))
             except Exception as exc:  # handed over, so the pages before it are stored first
                 await queue.put(exc)

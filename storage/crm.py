@@ -7,17 +7,20 @@ Lists of ids go to SQLite as one JSON parameter (`json_each`), so a page of thou
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import aiosqlite
 
 from domain.models import Manager
 from domain.statuses import Status
 from storage.db import from_json_rows, parse_ts, parse_ts_opt, ts
+from storage.instants import ts_many
 
 WriteKind = Literal["assign", "status", "compensation"]
 ViolationSource = Literal[
@@ -107,9 +110,20 @@ class StoredState:
     assigned_manager_id: str | None
 
 
+async def _json_rows(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> list[list[Any]]:
+    """The rows of `sql` (selecting one `json_array(...)` per row), fetched as one JSON array.
+
+    Each row fetched on its own costs aiosqlite's thread a turn at the interpreter lock, which it may wait
+    milliseconds for while the event loop works (validating a page): for thousands of rows, one value."""
+    rows = await conn.execute_fetchall(f"SELECT json_group_array(json(row)) FROM ({sql})", params)
+    found: list[list[Any]] = json.loads(next(iter(rows))[0])
+    return found
+
+
 async def order_states(conn: aiosqlite.Connection, order_ids: Iterable[str]) -> dict[str, StoredState]:
-    rows = await conn.execute_fetchall(
-        "SELECT id, status, status_since, assigned_manager_id FROM orders"
+    rows = await _json_rows(
+        conn,
+        "SELECT json_array(id, status, status_since, assigned_manager_id) AS row FROM orders"
         " WHERE id IN (SELECT value FROM json_each(?))",
         (_ids(order_ids),),
     )
@@ -130,9 +144,10 @@ async def status_entry_times(
     conn: aiosqlite.Connection, wanted: Iterable[tuple[str, Status]]
 ) -> dict[tuple[str, Status], datetime]:
     """When each (order, status) was last entered, from the stored status events."""
-    rows = await conn.execute_fetchall(
+    rows = await _json_rows(
+        conn,
         """
-        SELECT e.order_id, e.to_status, max(e.at)
+        SELECT json_array(e.order_id, e.to_status, max(e.at)) AS row
         FROM json_each(?) AS j
         JOIN order_status_events AS e
           ON e.order_id = json_extract(j.value, '$[0]') AND e.to_status = json_extract(j.value, '$[1]')
@@ -150,9 +165,7 @@ _ORDER_COLUMNS = (
 )
 
 
-_UPSERT_ORDERS = f"""
-INSERT INTO orders ({_ORDER_COLUMNS}, synced_at)
-{from_json_rows(22, "?2")} WHERE true
+_UPSERT_ORDERS_SET = """
 ON CONFLICT (id) DO UPDATE SET
     status_since = CASE WHEN orders.status = excluded.status THEN orders.status_since
                         ELSE excluded.status_since END,
@@ -165,19 +178,42 @@ ON CONFLICT (id) DO UPDATE SET
     fees_eur = excluded.fees_eur, channel = excluded.channel, client_country = excluded.client_country,
     seller_country = excluded.seller_country, synced_at = excluded.synced_at
 """
+_ORDER_WIDTH = 23  # the columns above and synced_at
+# SQLite's default cap on a statement's parameters (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
+_ORDERS_PER_STATEMENT = 32766 // _ORDER_WIDTH
+
+
+@functools.lru_cache(maxsize=8)
+def _upsert_orders_sql(count: int) -> str:
+    values = ", ".join(["(" + ", ".join("?" * _ORDER_WIDTH) + ")"] * count)
+    return f"INSERT INTO orders ({_ORDER_COLUMNS}, synced_at) VALUES {values} {_UPSERT_ORDERS_SET}"
 
 
 async def upsert_orders(conn: aiosqlite.Connection, orders: Sequence[MirrorOrder], now: datetime) -> None:
     """Insert or refresh orders from the CRM. `status_since` moves only when the status changes; the bot's
     `assigned_manager_id` is never replaced, only filled in when empty; the tracking number stays."""
-    rows = [
+    # The rows are the parameters of a multi-row VALUES, ~1,400 rows a statement. Like a JSON batch
+    # (`from_json_rows`) a statement is bound in one go, not row by row under the interpreter lock as with
+    # executemany; and SQLite reads bound values directly, where 22 json_extract calls a row cost more than
+    # the insert itself. Queued at once: aiosqlite's thread runs them in this order, back to back.
+    synced_at = ts(now)
+    statements = []
+    for start in range(0, len(orders), _ORDERS_PER_STATEMENT):
+        part = _order_rows(orders[start : start + _ORDERS_PER_STATEMENT])
+        params = [value for row in part for value in (*row, synced_at)]
+        statements.append(conn.execute(_upsert_orders_sql(len(part)), params))
+    await asyncio.gather(*statements)
+
+
+def _order_rows(orders: Sequence[MirrorOrder]) -> list[tuple[object, ...]]:
+    return [
         (
             o.id,
             o.status.value,
             o.crm_status,
-            ts(o.created_at),
-            ts(o.updated_at),
-            ts(o.status_since),
+            created_at,
+            updated_at,
+            status_since,
             o.client_name,
             o.client_city,
             o.bike_brand,
@@ -195,9 +231,14 @@ async def upsert_orders(conn: aiosqlite.Connection, orders: Sequence[MirrorOrder
             o.client_country,
             o.seller_country,
         )
-        for o in orders
+        for o, created_at, updated_at, status_since in zip(
+            orders,
+            ts_many([o.created_at for o in orders]),
+            ts_many([o.updated_at for o in orders]),
+            ts_many([o.status_since for o in orders]),
+            strict=True,
+        )
     ]
-    await conn.execute(_UPSERT_ORDERS, (json.dumps(rows, ensure_ascii=False), ts(now)))
 
 
 # --- status events ------------------------------------------------------------------------------------------
@@ -265,7 +306,17 @@ async def finish_event_load(conn: aiosqlite.Connection) -> None:
 async def insert_crm_events(conn: aiosqlite.Connection, events: Sequence[CrmEvent]) -> int:
     """Store events seen in the CRM (source 'crm'); an event id already stored is skipped. Returns how many
     were new."""
-    cursor = await conn.execute(_INSERT_CRM_EVENTS, (json.dumps(events, ensure_ascii=False),))
+    return await insert_encoded_events(conn, [encode_events(events)])
+
+
+def encode_events(events: Sequence[CrmEvent]) -> str:
+    return json.dumps(events, ensure_ascii=False)
+
+
+async def insert_encoded_events(conn: aiosqlite.Connection, pages: Sequence[str]) -> int:
+    """`insert_crm_events` for events already encoded, a JSON array (`encode_events`) per page."""
+    rows = pages[0] if len(pages) == 1 else "[" + ",".join(p[1:-1] for p in pages if p != "[]") + "]"
+    cursor = await conn.execute(_INSERT_CRM_EVENTS, (rows,))
     return max(cursor.rowcount, 0)
 
 

@@ -8,6 +8,7 @@ take a `Database` or a connection; writes take the connection of the caller's tr
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -53,16 +54,21 @@ async def replace_lists(conn: aiosqlite.Connection, lists: Sequence[tuple[str, O
     if not lists:
         return
     ids = json.dumps([order_id for order_id, _ in lists])
+    statements: list[tuple[str, tuple[str]]] = []
     for k, (table, columns, width) in enumerate(_LISTS):
-        await conn.execute(f"DELETE FROM {table} WHERE order_id IN (SELECT value FROM json_each(?))", (ids,))
+        statements.append((f"DELETE FROM {table} WHERE order_id IN (SELECT value FROM json_each(?))", (ids,)))
         rows = [[order_id, *entry] for order_id, entry_lists in lists for entry in entry_lists[k]]
         if not rows:
             continue
         fields = ", ".join(f"json_extract(value, '$[{n}]')" for n in range(width))
-        await conn.execute(
-            f"INSERT OR REPLACE INTO {table} ({columns}) SELECT {fields} FROM json_each(?)",
-            (json.dumps(rows, ensure_ascii=False),),
+        statements.append(
+            (
+                f"INSERT OR REPLACE INTO {table} ({columns}) SELECT {fields} FROM json_each(?)",
+                (json.dumps(rows, ensure_ascii=False),),
+            )
         )
+    # Queued at once: aiosqlite's thread runs them in this order, back to back (one wait, not six).
+    await asyncio.gather(*(conn.execute(sql, params) for sql, params in statements))
 
 
 # --- forecasts (booked at acceptance) -----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from bikewerk.client import (
     BikeWerkUnavailable,
     RetryPolicy,
 )
+from bikewerk.contract import Order, OrdersPage, as_json, read_page
 from testkit.clocks import ManualClock
 from testkit.simulator import BikeWerkSimulator
 
@@ -223,3 +225,31 @@ async def test_a_retry_after_date_is_counted_from_the_clients_clock() -> None:
     async with serving(routes) as url, client_for(url, sleeps, clock=ManualClock(now)) as client:
         assert (await client.managers()).records == []
     assert sleeps.delays == [9.0]
+
+
+def test_a_seller_sent_as_an_object_reads_as_its_name_and_country() -> None:
+    order: dict[str, object] = {
+        "id": "o1",
+        "status": "new",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-02T00:00:00Z",
+        "client": {"name": "Ana"},
+        "bike": {"brand": "Cube", "model": "Attain", "price_eur": 900},
+    }
+    sellers: list[dict[str, object]] = [
+        {"seller": " Shop A "},
+        {"seller": {"name": " Shop B ", "country": "DE"}},
+        {"seller": {"name": "Shop C", "country": "DE"}, "seller_country": "AT"},  # the field wins
+        {"seller": {"country": "CZ"}},
+        {"seller": None},  # kept aside: the page is then read record by record
+    ]
+    body = json.dumps({"items": [{**order, **s} for s in sellers], "next_cursor": "c"}).encode()
+    page = read_page(OrdersPage, Order, body, limit=10)
+    assert [(o.seller, o.seller_country) for o in page.records] == [
+        ("Shop A", None),
+        ("Shop B", "DE"),
+        ("Shop C", "AT"),
+        ("", "CZ"),
+    ]
+    assert len(page.rejected) == 1
+    assert as_json(page.records[1])["seller"] == "Shop B"

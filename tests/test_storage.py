@@ -7,12 +7,17 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic_core import TzInfo
 
 from storage.db import Database, MigrationError, StorageError, migrate, parse_ts, ts
+from storage.instants import ts_many
 from storage.messages import put_message
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,6 +163,19 @@ def test_timestamps_sort_as_text_in_time_order() -> None:
     assert parse_ts(ts(b)) == b
     with pytest.raises(ValueError):
         ts(datetime(2026, 1, 1))  # naive instants are refused
+
+
+_ZONES = st.sampled_from(
+    [UTC, TzInfo(0), TzInfo(3600), TzInfo(-19800), timezone(timedelta(seconds=-7)), ZoneInfo("Europe/Berlin")]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.datetimes(min_value=datetime(1900, 1, 1), timezones=_ZONES), max_size=20))
+def test_many_timestamps_at_once_read_as_each_one_alone(instants: list[datetime]) -> None:
+    assert ts_many(instants) == [ts(instant) for instant in instants]
+    with pytest.raises(ValueError):
+        ts_many([datetime(2026, 1, 1)])
 
 
 async def test_a_read_never_sees_another_coroutines_open_transaction(tmp_path: Path) -> None:
