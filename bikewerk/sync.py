@@ -53,7 +53,7 @@ from domain.policy import Policy
 from domain.sla import VisitDeadlines, plan_visit
 from domain.statuses import OPEN_STATUSES, Status, StatusMap, UnknownStatus
 from storage import crm, money
-from storage.db import Database
+from storage.db import Database, bulk_work
 from storage.governance import Party
 from storage.instants import ts_many
 from storage.money import OrderLists
@@ -189,14 +189,15 @@ class Syncer:
     async def sync_once(self) -> SyncReport:
         async with self._lock:
             report = SyncReport(started_at=self.clock.now())
-            reached = await self._run_stages(
-                report,
-                ("managers", self._sync_managers),
-                ("order_status_events", self._sync_events),
-                ("orders", self._sync_orders),
-                ("leads", self._sync_leads),
-                ("workspace", self._snapshot_workspace),
-            )
+            with bulk_work():  # pages are validated while the ones before them are stored
+                reached = await self._run_stages(
+                    report,
+                    ("managers", self._sync_managers),
+                    ("order_status_events", self._sync_events),
+                    ("orders", self._sync_orders),
+                    ("leads", self._sync_leads),
+                    ("workspace", self._snapshot_workspace),
+                )
             self.last_report = report
             if report.ok:
                 self.last_ok_at = report.finished_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import hashlib
 import logging
 import os
@@ -20,8 +21,10 @@ import aiosqlite
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-# See `overlapping`: how soon a thread waiting for the interpreter lock gets it while the loop computes.
+# See `bulk_work`: how soon a thread waiting for the interpreter lock gets it while the loop computes, and how
+# often the cyclic garbage collector runs (allocations before a young pass, young passes before an older one).
 SWITCH_INTERVAL_SECONDS = 0.0005
+BULK_GC_THRESHOLDS = (30_000, 20, 100)
 # SQLite copies the WAL back into the database file (a checkpoint, with an fsync) inside the COMMIT that
 # makes the WAL pass 1,000 pages: a dispatch pass or a sync page paid that on the event loop's path
 # (bench_dispatch: 55 of 330 ms). A connection of its own checkpoints instead, in its own thread, at most
@@ -76,28 +79,36 @@ def from_json_rows(columns: int, *more: str) -> str:
     return f"SELECT {', '.join([*fields, *more])} FROM json_each(?1)"
 
 
-_overlapping = 0  # bulk jobs inside `overlapping` now
+_bulk_jobs = 0  # bulk jobs running now (`bulk_work`)
 _usual_switch_interval = sys.getswitchinterval()
+_usual_gc_thresholds = gc.get_threshold()
 
 
 @contextmanager
-def overlapping() -> Iterator[None]:
-    """For a bulk job that computes on the event loop's thread while SQLite works on its own (a dispatch
-    pass picks the next batch while the last one is written): SQLite's thread needs the interpreter lock for
-    a moment after every statement, and Python hands it over after 5 ms by default, so each statement would
-    leave SQLite idle for up to 5 ms; at 0.5 ms the two work side by side (bench_dispatch: 0.46 -> 0.35 s).
-    Only while such a job runs: elsewhere the quicker hand-over costs CPU (the update pipeline: +10 %)."""
-    global _overlapping, _usual_switch_interval
-    if _overlapping == 0:
-        _usual_switch_interval = sys.getswitchinterval()
+def bulk_work() -> Iterator[None]:
+    """The interpreter tuned for a bulk job over the store (a dispatch pass, a sync run), for its length only:
+
+    - it computes on the event loop's thread while SQLite works on its own (a dispatch pass picks the next
+      batch while the last one is written). SQLite's thread needs the interpreter lock for a moment after
+      every statement, and Python hands it over after 5 ms by default, so each statement would leave SQLite
+      idle for up to 5 ms; at 0.5 ms the two work side by side (bench_dispatch: 0.46 -> 0.35 s; a first
+      sync 11.5 -> 10.5 s). Elsewhere the quicker hand-over costs CPU (the update pipeline: +10 %);
+    - it allocates millions of short-lived objects (a page of validated records, rows, tuples) that reference
+      counting frees, while the collector's young generations, run every 700 allocations, walk the page
+      still in use each time: run rarely, a first sync takes 8.9 s instead of 10.5 (BULK_GC_THRESHOLDS)."""
+    global _bulk_jobs, _usual_switch_interval, _usual_gc_thresholds
+    if _bulk_jobs == 0:
+        _usual_switch_interval, _usual_gc_thresholds = sys.getswitchinterval(), gc.get_threshold()
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    _overlapping += 1
+        gc.set_threshold(*BULK_GC_THRESHOLDS)
+    _bulk_jobs += 1
     try:
         yield
     finally:
-        _overlapping -= 1
-        if _overlapping == 0:
+        _bulk_jobs -= 1
+        if _bulk_jobs == 0:
             sys.setswitchinterval(_usual_switch_interval)
+            gc.set_threshold(*_usual_gc_thresholds)
 
 
 class ProcessLock:

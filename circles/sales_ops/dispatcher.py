@@ -44,7 +44,7 @@ from keyboards.orders import Headed, OfferCards
 from storage import assignments as store
 from storage import orders as order_store
 from storage.assignments import Assignment, DispatchManager, dispatch_managers
-from storage.db import overlapping
+from storage.db import bulk_work
 from storage.messages import put_encoded_messages
 from storage.orders import QueuedOrder, open_orders_by_manager
 from storage.people import blocked_chats, chat_languages
@@ -86,7 +86,7 @@ def manager_snapshots(
 async def dispatch_pending(services: Services) -> DispatchReport:
     """Offer every waiting order to a manager (one transaction); raise `order.unassigned` for the rest."""
     now = services.clock.now()
-    with overlapping():
+    with bulk_work():
         async with services.db.transaction() as conn:
             report = await _dispatch(conn, services, now)
     if report.offered or report.signals:
