@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import sqlite3
 import subprocess
@@ -16,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic_core import TzInfo
 
-from storage.db import Database, MigrationError, StorageError, migrate, parse_ts, ts
+from storage import db as db_module
+from storage.db import Database, MigrationError, StorageError, bulk_work, migrate, parse_ts, ts
 from storage.instants import ts_many
 from storage.messages import put_message
 
@@ -140,6 +142,38 @@ async def test_a_failed_commit_leaves_no_transaction_open(tmp_path: Path) -> Non
     assert await db.fetchone("SELECT * FROM child") is None
     assert await db.fetchone("SELECT value FROM kv") is not None
     await db.close()
+
+
+async def test_a_big_commit_leaves_the_checkpoint_to_the_checkpointer_which_does_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_module, "CHECKPOINT_DELAY_SECONDS", 0.0)
+    path = tmp_path / "d.db"
+    db = await Database.open(path)
+    try:
+        size = path.stat().st_size
+        async with db.transaction() as conn:  # ~6 MB: past the 1,000 WAL pages of SQLite's auto-checkpoint
+            await conn.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
+                "INSERT INTO kv SELECT 'k' || i, hex(randomblob(1000)) FROM n"
+            )
+        assert path.stat().st_size == size, "the COMMIT copied the WAL back itself"
+        for _ in range(3000):  # up to 30 s: the checkpointer's own thread writes the file
+            if path.stat().st_size >= size + 5_000_000:
+                break
+            await asyncio.sleep(0.01)
+        assert path.stat().st_size >= size + 5_000_000, "nothing checkpointed the WAL"
+    finally:
+        await db.close()
+
+
+def test_bulk_work_tunes_the_interpreter_only_while_it_runs() -> None:
+    usual = (sys.getswitchinterval(), gc.get_threshold())
+    with bulk_work():
+        with bulk_work():  # a dispatch pass inside a sync run
+            assert sys.getswitchinterval() == pytest.approx(db_module.SWITCH_INTERVAL_SECONDS)
+        assert gc.get_threshold() == db_module.BULK_GC_THRESHOLDS, "the outer job still runs"
+    assert (sys.getswitchinterval(), gc.get_threshold()) == usual
 
 
 async def test_message_slot_is_sent_once_and_edited_only_when_its_content_changes(tmp_path: Path) -> None:
