@@ -138,7 +138,12 @@ async def _dispatch(conn: aiosqlite.Connection, services: Services, now: datetim
             order_store.pending_without_offer(conn, after=batch[-1], limit=_BATCH)
         )
         writing = await _queue(dispatch.writes(conn, offers)) if offers is not None else None
-        batch = await following
+        try:
+            batch = await following
+        except BaseException:
+            if writing is not None:  # their errors, if any, are not the one to report
+                await asyncio.gather(writing, return_exceptions=True)
+            raise
     if writing is not None:
         await writing
     return await dispatch.finish(conn)
